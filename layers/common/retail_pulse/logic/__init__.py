@@ -1,0 +1,1 @@
+"""Business rules. Nothing here touches boto3 or event shapes."""

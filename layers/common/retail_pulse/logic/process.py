@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+
+from ..imaging import ImageError, measure_image, perimeter
+from ..models import ImageResult, ImageTask
+from ..ports import JobRepository
+from ..settings import Settings
+from ..validation import utc_now
+
+Fetch = Callable[[str, float], bytes]
+
+
+def process_images(
+    tasks: Sequence[ImageTask],
+    *,
+    settings: Settings,
+    jobs: JobRepository,
+    fetch: Fetch,
+    pool: Executor,
+    deadline: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[ImageResult]:
+    """Measure a batch's images concurrently, then record them all in one write.
+
+    Raises when the write fails (the records are then redelivered by SQS); a bad image
+    is not an error here: it ends as a failed result.
+    """
+    unique = list({(t.job_id, t.index): t for t in tasks}.values())  # a duplicate in one batch counts once
+    futures = [pool.submit(_process_one, t, settings, fetch, deadline, sleep) for t in unique]
+    results = [f.result() for f in futures]
+    jobs.record_batch(results)
+    return results
+
+
+def _process_one(task: ImageTask, settings: Settings, fetch: Fetch, deadline: float, sleep) -> ImageResult:
+    try:
+        width, height = measure_image(fetch(task.image_url, deadline))
+    except ImageError as exc:
+        return ImageResult(task, "failed", utc_now(), error=str(exc))
+    # Stands in for the GPU work the product will do per image; must stay in.
+    sleep(random.uniform(settings.processing_delay_min_s, settings.processing_delay_max_s))
+    return ImageResult(task, "succeeded", utc_now(), width=width, height=height, perimeter=perimeter(width, height))

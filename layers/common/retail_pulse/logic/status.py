@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from ..errors import InvalidRequest, JobNotFound
+from ..models import ImageResult, Job
+from ..ports import JobRepository
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
+def job_status(job_id: str | None, *, jobs: JobRepository) -> dict:
+    job = _require_job(job_id, jobs)
+    body = {
+        "status": job.status,
+        "job_id": job.job_id,
+        "progress": {
+            "total": job.total,
+            "processed": job.processed,
+            "succeeded": job.succeeded,
+            "failed": job.failed,
+        },
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+    }
+    if job.store_errors:
+        body["error"] = job.store_errors
+        if job.store_errors_truncated:
+            body["error_truncated"] = True
+    if job.reason:
+        body["reason"] = job.reason
+    return body
+
+
+def job_results(job_id: str | None, limit: str | None, next_token: str | None, *, jobs: JobRepository) -> dict:
+    page_size = _parse_limit(limit)
+    after = decode_token(next_token, job_id) if next_token else None
+    job = _require_job(job_id, jobs)
+    results, more = jobs.page_results(job.job_id, after, page_size)
+    token = encode_token(job.job_id, results[-1].task.index) if more and results else None
+    return {"job_id": job.job_id, "results": [_result_body(r) for r in results], "next_token": token}
+
+
+def _require_job(job_id: str | None, jobs: JobRepository) -> Job:
+    if not job_id:
+        raise InvalidRequest("jobid: required")
+    job = jobs.get_job(job_id) if len(job_id) <= 128 else None
+    if job is None:
+        raise JobNotFound(f"jobid: no job {job_id[:128]}")
+    return job
+
+
+def _parse_limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_PAGE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise InvalidRequest(f"limit: must be an integer from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+def encode_token(job_id: str, last_index: int) -> str:
+    raw = json.dumps({"j": job_id, "i": last_index}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str, job_id: str | None) -> int:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        index = data["i"]
+        valid = data["j"] == job_id and isinstance(index, int) and not isinstance(index, bool) and index >= 0
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        valid = False
+    if not valid:
+        raise InvalidRequest("next_token: malformed or not from this job")
+    return index
+
+
+def _result_body(r: ImageResult) -> dict:
+    return {
+        "store_id": r.task.store_id,
+        "image_url": r.task.image_url,
+        "visit_time": r.task.visit_time,
+        "status": r.status,
+        "width": r.width,
+        "height": r.height,
+        "perimeter": r.perimeter,
+        "error": r.error,
+        "processed_at": r.processed_at,
+    }

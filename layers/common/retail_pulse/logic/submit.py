@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+
+from ..errors import EnqueueFailed
+from ..models import ImageResult, ImageTask
+from ..ports import EnqueueError, ImageQueue, JobRepository
+from ..settings import Settings
+from ..store_master import StoreMaster
+from ..validation import parse_job_request, utc_now
+
+STORE_NOT_FOUND = "store_id {store_id} not in Store Master"
+
+
+def new_job_id() -> str:
+    return secrets.token_hex(16)  # 128 random bits: unguessable
+
+
+def submit_job(
+    body: str | None,
+    *,
+    settings: Settings,
+    jobs: JobRepository,
+    queue: ImageQueue,
+    stores: StoreMaster,
+    make_job_id: Callable[[], str] = new_job_id,
+) -> dict:
+    request = parse_job_request(body, settings.max_images_per_job)
+    job_id = make_job_id()
+    created_at = utc_now()
+    expires_at = int(time.time()) + settings.job_ttl_days * 86_400
+
+    to_process: list[ImageTask] = []
+    unknown_store: list[ImageResult] = []
+    index = 0
+    for visit in request.visits:
+        known = visit.store_id in stores
+        for url in visit.image_urls:
+            task = ImageTask(job_id, index, visit.store_id, url, visit.visit_time, expires_at)
+            index += 1
+            if known:
+                to_process.append(task)
+            else:
+                error = STORE_NOT_FOUND.format(store_id=visit.store_id)
+                unknown_store.append(ImageResult(task, "failed", created_at, error=error))
+
+    jobs.create_job(job_id, index, unknown_store, created_at, expires_at)
+    try:
+        queue.send(to_process)
+    except EnqueueError as exc:
+        reason = f"enqueueing images failed: {exc}"
+        jobs.mark_failed(job_id, reason, utc_now())
+        raise EnqueueFailed(reason, job_id=job_id) from None
+    return {"job_id": job_id, "total": index, "status_url": f"/api/status?jobid={job_id}"}

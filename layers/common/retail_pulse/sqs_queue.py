@@ -1,0 +1,98 @@
+"""The image queue: one message per image, sent with SendMessageBatch in parallel."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .models import ImageTask
+from .ports import EnqueueError
+
+SQS_BATCH = 10
+ATTEMPTS = 5
+
+
+def task_to_message(task: ImageTask) -> str:
+    return json.dumps(
+        {
+            "job_id": task.job_id,
+            "index": task.index,
+            "store_id": task.store_id,
+            "image_url": task.image_url,
+            "visit_time": task.visit_time,
+            "expires_at": task.expires_at,
+        },
+        separators=(",", ":"),
+    )
+
+
+def task_from_message(body: str) -> ImageTask:
+    """Raises ValueError on a body that is not one of our messages."""
+    try:
+        data = json.loads(body)
+        task = ImageTask(
+            job_id=str(data["job_id"]),
+            index=int(data["index"]),
+            store_id=str(data["store_id"]),
+            image_url=str(data["image_url"]),
+            visit_time=str(data["visit_time"]),
+            expires_at=int(data["expires_at"]),
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"malformed image message: {exc}") from None
+    return task
+
+
+class SqsImageQueue:
+    def __init__(self, queue_url: str, concurrency: int, client: Any | None = None) -> None:
+        self.queue_url = queue_url
+        self.concurrency = concurrency
+        self.client = client or boto3.client(
+            "sqs", config=Config(retries={"mode": "standard"}, max_pool_connections=max(10, concurrency))
+        )
+
+    def send(self, tasks: Sequence[ImageTask]) -> None:
+        batches = [tasks[i : i + SQS_BATCH] for i in range(0, len(tasks), SQS_BATCH)]
+        if self.concurrency <= 1 or len(batches) <= 1:
+            for batch in batches:
+                self._send_batch(batch)
+            return
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            for future in [pool.submit(self._send_batch, b) for b in batches]:
+                future.result()  # re-raises the first EnqueueError
+
+    def _send_batch(self, batch: Sequence[ImageTask]) -> None:
+        entries = {
+            str(i): {
+                "Id": str(i),
+                "MessageBody": task_to_message(t),
+                # Fair queues: one message group per job, so a big job cannot starve a small one.
+                "MessageGroupId": t.job_id,
+            }
+            for i, t in enumerate(batch)
+        }
+        last_error = "unknown"
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+            try:
+                resp = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=list(entries.values()))
+            except (ClientError, BotoCoreError) as exc:
+                last_error = str(exc)
+                continue
+            failed = resp.get("Failed") or []
+            if not failed:
+                return
+            last_error = "; ".join(f"{f.get('Code')}: {f.get('Message', '')}" for f in failed)
+            if any(f.get("SenderFault") for f in failed):
+                break  # the request itself is wrong: retrying cannot help
+            entries = {f["Id"]: entries[f["Id"]] for f in failed}
+        raise EnqueueError(f"could not enqueue {len(entries)} image(s): {last_error}")

@@ -1,0 +1,208 @@
+"""Reads template.yaml (CloudFormation tags included) and provisions its resources on any endpoint.
+
+The tests and the local stack both build their tables, queues and function environments from
+here, so neither can drift from the template.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_tag(loader: yaml.Loader, tag_suffix: str, node: yaml.Node) -> dict:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_template(path: Path = TEMPLATE) -> dict:
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+@dataclass
+class ApiRoute:
+    function: str
+    path: str
+    method: str
+
+
+@dataclass
+class SqsSource:
+    function: str
+    queue: str  # logical id
+    batch_size: int
+    max_concurrency: int
+    report_item_failures: bool
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    code_uri: Path
+    handler: str
+    timeout: int
+    memory: int
+    environment: dict[str, Any]
+    routes: list[ApiRoute] = field(default_factory=list)
+    sqs_sources: list[SqsSource] = field(default_factory=list)
+
+
+class Stack:
+    """The template with its parameters and the physical names of what was provisioned."""
+
+    def __init__(self, template: dict | None = None, parameters: dict[str, str] | None = None, prefix: str = "rp"):
+        self.template = template or load_template()
+        self.prefix = prefix
+        self.parameters = {
+            name: str(spec.get("Default", "")) for name, spec in self.template.get("Parameters", {}).items()
+        }
+        self.parameters.update(parameters or {})
+        self.refs: dict[str, str] = {}
+        self.attrs: dict[tuple[str, str], str] = {}
+
+    @property
+    def resources(self) -> dict[str, dict]:
+        return self.template["Resources"]
+
+    def of_type(self, kind: str) -> dict[str, dict]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == kind}
+
+    # -- intrinsic functions --------------------------------------------------------------
+    def resolve(self, value: Any) -> Any:  # noqa: PLR0911 - one branch per intrinsic
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if set(value) == {"Ref"}:
+            name = value["Ref"]
+            if name in self.parameters:
+                return self.parameters[name]
+            if name == "AWS::Region":
+                return REGION
+            if name == "AWS::AccountId":
+                return ACCOUNT
+            if name not in self.refs:
+                raise KeyError(f"Ref {name} not provisioned")
+            return self.refs[name]
+        if set(value) == {"Fn::GetAtt"}:
+            logical, attr = value["Fn::GetAtt"]
+            return self.attrs[(logical, attr)]
+        if set(value) == {"Fn::Sub"}:
+            return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub(m.group(1)), value["Fn::Sub"])
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def _sub(self, name: str) -> str:
+        if "." in name:
+            return str(self.resolve({"Fn::GetAtt": name.split(".", 1)}))
+        return str(self.resolve({"Ref": name}))
+
+    # -- provisioning ---------------------------------------------------------------------
+    def provision(self, dynamodb: Any, sqs: Any, s3: Any | None = None) -> Stack:
+        for logical, res in self.of_type("AWS::DynamoDB::Table").items():
+            self._create_table(dynamodb, logical, res["Properties"])
+        queues = self.of_type("AWS::SQS::Queue")
+        # Dead-letter queues first: a redrive policy names their ARN.
+        for logical in sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {})):
+            self._create_queue(sqs, logical, queues[logical].get("Properties", {}))
+        for logical in self.of_type("AWS::S3::Bucket"):
+            name = f"{self.prefix}-{logical.lower()}"
+            if s3 is not None:
+                s3.create_bucket(Bucket=name)
+            self.refs[logical] = name
+            self.attrs[(logical, "Arn")] = f"arn:aws:s3:::{name}"
+        return self
+
+    def _create_table(self, dynamodb: Any, logical: str, props: dict) -> None:
+        name = f"{self.prefix}-{logical}"
+        kwargs: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PROVISIONED"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        if kwargs["BillingMode"] == "PROVISIONED":
+            kwargs["ProvisionedThroughput"] = props["ProvisionedThroughput"]
+        dynamodb.create_table(**kwargs)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        self.refs[logical] = name
+        self.attrs[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+
+    def _create_queue(self, sqs: Any, logical: str, props: dict) -> None:
+        name = f"{self.prefix}-{logical}"
+        attributes = {}
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
+            if key in props:
+                attributes[key] = str(props[key])
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(self.resolve(props["RedrivePolicy"]))
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.refs[logical] = url
+        self.attrs[(logical, "Arn")] = arn
+        self.attrs[(logical, "QueueName")] = name
+        self.attrs[(logical, "QueueUrl")] = url
+
+    # -- functions ------------------------------------------------------------------------
+    def functions(self, resolve_environment: bool = True) -> dict[str, FunctionSpec]:
+        """The template's functions; environment values resolved once resources are provisioned."""
+        globals_ = self.template.get("Globals", {}).get("Function", {})
+        specs = {}
+        for logical, res in self.of_type("AWS::Serverless::Function").items():
+            props = res["Properties"]
+            env = dict(globals_.get("Environment", {}).get("Variables", {}))
+            env.update(props.get("Environment", {}).get("Variables", {}))
+            spec = FunctionSpec(
+                logical_id=logical,
+                code_uri=ROOT / props["CodeUri"],
+                handler=props.get("Handler", globals_.get("Handler")),
+                timeout=int(props.get("Timeout", globals_.get("Timeout", 3))),
+                memory=int(props.get("MemorySize", globals_.get("MemorySize", 128))),
+                environment={k: str(self.resolve(v)) if resolve_environment else v for k, v in env.items()},
+            )
+            for event in props.get("Events", {}).values():
+                ev = event.get("Properties", {})
+                if event["Type"] == "Api":
+                    spec.routes.append(ApiRoute(logical, ev["Path"], ev["Method"].upper()))
+                elif event["Type"] == "SQS":
+                    queue_logical = ev["Queue"]["Fn::GetAtt"][0]
+                    spec.sqs_sources.append(
+                        SqsSource(
+                            function=logical,
+                            queue=queue_logical,
+                            batch_size=int(ev.get("BatchSize", 10)),
+                            max_concurrency=int(self.resolve(ev.get("ScalingConfig", {}).get("MaximumConcurrency", 2))),
+                            report_item_failures="ReportBatchItemFailures" in ev.get("FunctionResponseTypes", []),
+                        )
+                    )
+            specs[logical] = spec
+        return specs

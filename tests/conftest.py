@@ -1,0 +1,271 @@
+"""Shared fixtures: moto resources built from template.yaml, handlers loaded like Lambda loads
+them, real API Gateway / SQS event shapes, and an HTTP server of generated images."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import importlib.util
+import io
+import json
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlencode
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
+
+from local_stack.template import Stack
+from retail_pulse import settings as settings_module
+from retail_pulse import store_master_source
+
+EVENTS = Path(__file__).parent / "events"
+SHARED_STORE_MASTER = ROOT.parent / "shared" / "data" / "StoreMasterAssignment.csv"
+
+
+@dataclass
+class LambdaContext:
+    """The attributes Powertools and our handlers read from the Lambda context."""
+
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+    timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def load_function(name: str):
+    """Import functions/<name>/app.py under a unique module name, as each Lambda has its own."""
+    path = ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"fn_{name}_app", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def api_event(method: str, path: str, *, body: str | None = None, query: dict | None = None, headers=None) -> dict:
+    event = json.loads((EVENTS / "api_gateway_rest_proxy.json").read_text())
+    event["httpMethod"] = event["requestContext"]["httpMethod"] = method
+    event["path"] = path
+    # API Gateway REST matches "/api/submit/" to the resource "/api/submit" and keeps the raw path.
+    event["resource"] = event["requestContext"]["resourcePath"] = path.rstrip("/") or "/"
+    event["requestContext"]["path"] = f"/dev{path}"
+    event["requestContext"]["requestId"] = str(uuid.uuid4())
+    event["body"] = body
+    if query:
+        event["queryStringParameters"] = {k: str(v) for k, v in query.items()}
+        event["multiValueQueryStringParameters"] = {k: [str(v)] for k, v in query.items()}
+    for key, value in (headers or {}).items():
+        event["headers"][key] = value
+        event["multiValueHeaders"][key] = [value]
+    return event
+
+
+def sqs_event(messages: list[dict], queue_arn: str) -> dict:
+    """`messages` as ReceiveMessage returns them (Body, MessageId, ReceiptHandle, Attributes)."""
+    template = json.loads((EVENTS / "sqs_record.json").read_text())
+    records = []
+    for m in messages:
+        record = copy.deepcopy(template)
+        record["messageId"] = m["MessageId"]
+        record["receiptHandle"] = m["ReceiptHandle"]
+        record["body"] = m["Body"]
+        record["md5OfBody"] = hashlib.md5(m["Body"].encode()).hexdigest()  # noqa: S324 - SQS's own checksum
+        record["attributes"].update(m.get("Attributes", {}))
+        record["eventSourceARN"] = queue_arn
+        records.append(record)
+    return {"Records": records}
+
+
+class Handlers:
+    """Runs the stack's functions in-process against moto, and drives the queue like the ESM."""
+
+    def __init__(self, stack: Stack, sqs) -> None:
+        self.stack = stack
+        self.sqs = sqs
+        self.submit = load_function("submit")
+        self.status = load_function("status")
+        self.process_image = load_function("process_image")
+        self.queue_url = stack.refs["ImageQueue"]
+        self.queue_arn = stack.attrs[("ImageQueue", "Arn")]
+        self.dlq_url = stack.refs["ImageDeadLetterQueue"]
+
+    def reset_caches(self) -> None:
+        settings_module.get_settings.cache_clear()
+        store_master_source.clear_cache()
+        for module in (self.submit, self.status, self.process_image):
+            for name in ("dependencies", "jobs"):
+                if hasattr(module, name):
+                    getattr(module, name).cache_clear()
+
+    def api(self, method: str, path: str, *, body=None, query=None, headers=None) -> tuple[int, dict]:
+        if body is not None and not isinstance(body, str):
+            body = json.dumps(body)
+        event = api_event(method, path, body=body, query=query, headers=headers)
+        module = self.submit if path.rstrip("/") == "/api/submit" else self.status
+        response = module.lambda_handler(event, LambdaContext())
+        return response["statusCode"], json.loads(response["body"])
+
+    def submit_job(self, visits: list[dict]) -> str:
+        status, body = self.api("POST", "/api/submit", body={"count": len(visits), "visits": visits})
+        assert status == 201, body
+        return body["job_id"]
+
+    def receive(self, max_messages: int = 10, visibility: int | None = None) -> list[dict]:
+        kwargs = {"VisibilityTimeout": visibility} if visibility is not None else {}
+        return self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=max_messages,
+            AttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+            **kwargs,
+        ).get("Messages", [])
+
+    def invoke_process(self, messages: list[dict]) -> set[str]:
+        """Run process_image on these messages; returns the message ids it reported as failed."""
+        response = self.process_image.lambda_handler(sqs_event(messages, self.queue_arn), LambdaContext())
+        return {f["itemIdentifier"] for f in response["batchItemFailures"]}
+
+    def drain(self, *, delete: bool = True, max_batches: int = 1000) -> int:
+        """Deliver batches until the queue is empty, deleting what succeeded (as the ESM does)."""
+        batches = 0
+        while batches < max_batches:
+            messages = self.receive(visibility=0 if not delete else None)
+            if not messages:
+                return batches
+            failed = self.invoke_process(messages)
+            batches += 1
+            if delete:
+                for m in messages:
+                    if m["MessageId"] not in failed:
+                        self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        raise AssertionError("queue did not drain")
+
+    def items(self) -> list[dict]:
+        ddb = boto3.client("dynamodb")
+        return ddb.scan(TableName=self.stack.refs["JobsTable"])["Items"]
+
+    def queue_depth(self) -> int:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def stack(aws_env, monkeypatch):
+    """moto resources provisioned from template.yaml; the functions' environment from it too."""
+    from moto import mock_aws
+
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        built = Stack().provision(boto3.client("dynamodb"), sqs, boto3.client("s3"))
+        env = {}
+        for spec in built.functions().values():
+            env.update(spec.environment)
+        env.update(
+            {
+                "PROCESSING_DELAY_MIN_S": "0",
+                "PROCESSING_DELAY_MAX_S": "0.01",
+                # moto is not thread-safe in-process; the parallel send path is covered by the local stack.
+                "ENQUEUE_CONCURRENCY": "1",
+                "DOWNLOAD_READ_TIMEOUT_S": "1",
+            }
+        )
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        handlers = Handlers(built, sqs)
+        handlers.reset_caches()
+        yield handlers
+        handlers.reset_caches()
+
+
+# -- images over real HTTP -------------------------------------------------------------------
+
+
+def make_image(fmt: str, width: int, height: int, **save_args) -> bytes:
+    from PIL import Image
+
+    mode = "P" if fmt == "GIF" else "RGB"
+    img = Image.new(mode, (width, height), color=7 if mode == "P" else (200, 30, 90))
+    out = io.BytesIO()
+    img.save(out, format=fmt, **save_args)
+    return out.getvalue()
+
+
+class ImageServer:
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[int, str, bytes]] = {}
+        self.requests: list[str] = []
+        self.slow_seconds = 3.0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                server.requests.append(self.path)
+                if self.path.startswith("/slow"):
+                    time.sleep(server.slow_seconds)
+                status, ctype, body = server.files.get(self.path, (404, "text/plain", b"not found"))
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def add(self, path: str, body: bytes, ctype: str = "image/jpeg", status: int = 200) -> str:
+        self.files[path] = (status, ctype, body)
+        return self.base + path
+
+    def url(self, path: str, **query) -> str:
+        return self.base + path + (f"?{urlencode(query)}" if query else "")
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def image_server():
+    server = ImageServer()
+    yield server
+    server.close()
