@@ -28,6 +28,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint template.yaml
 
+# The bundled sample job through a local stack started for the occasion, with a live progress bar.
+demo: $(STAMP)
+	@$(PY) -m local_stack --port $(PORT) > .local-stack.log 2>&1 & pid=$$!; \
+	trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; \
+	for i in $$(seq 120); do grep -q "Local stack ready" .local-stack.log && break; sleep 0.5; done; \
+	$(PY) -m retail_pulse_cli --base-url http://127.0.0.1:$(PORT) submit examples/sample_job.json --wait; \
+	status=$$?; test $$status -le 1
+
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .

@@ -69,8 +69,10 @@ class FunctionSpec:
     timeout: int
     memory: int
     environment: dict[str, Any]
+    layer_dirs: list[Path] = field(default_factory=list)
     routes: list[ApiRoute] = field(default_factory=list)
     sqs_sources: list[SqsSource] = field(default_factory=list)
+    schedules: list[str] = field(default_factory=list)  # rate(...) / cron(...) expressions
 
 
 class Stack:
@@ -188,11 +190,17 @@ class Stack:
                 timeout=int(props.get("Timeout", globals_.get("Timeout", 3))),
                 memory=int(props.get("MemorySize", globals_.get("MemorySize", 128))),
                 environment={k: str(self.resolve(v)) if resolve_environment else v for k, v in env.items()},
+                layer_dirs=[
+                    ROOT / self.resources[layer["Ref"]]["Properties"]["ContentUri"]
+                    for layer in [*globals_.get("Layers", []), *props.get("Layers", [])]
+                ],
             )
             for event in props.get("Events", {}).values():
                 ev = event.get("Properties", {})
                 if event["Type"] == "Api":
                     spec.routes.append(ApiRoute(logical, ev["Path"], ev["Method"].upper()))
+                elif event["Type"] in ("Schedule", "ScheduleV2"):
+                    spec.schedules.append(ev.get("Schedule") or ev.get("ScheduleExpression"))
                 elif event["Type"] == "SQS":
                     queue_logical = ev["Queue"]["Fn::GetAtt"][0]
                     spec.sqs_sources.append(

@@ -1,0 +1,175 @@
+"""Runs the template's functions like Lambda does: each invocation in a worker process of its own
+function (own environment, own module state, one invocation at a time), warm workers reused, a
+context whose remaining time follows the function's Timeout, and a worker killed on timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import multiprocessing
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .template import FunctionSpec
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str
+    log_group_name: str
+    log_stream_name: str
+    deadline: float
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def _worker_main(spec: dict, env: dict[str, str], conn: Connection) -> None:
+    os.environ.update(env)
+    sys.path[:0] = [spec["code_uri"], *spec["layer_dirs"]]
+    module_name, function_name = spec["handler"].rsplit(".", 1)
+    try:
+        handler = getattr(importlib.import_module(module_name), function_name)
+    except Exception:  # an import error is reported on every invocation, as Lambda does
+        error = traceback.format_exc()
+
+        def handler(_event: Any, _context: Any) -> Any:
+            raise RuntimeError(f"Runtime.ImportModuleError: {error}")
+
+    conn.send(("ready", None))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if request is None:
+            return
+        event, request_id = request
+        context = LambdaContext(
+            function_name=spec["name"],
+            memory_limit_in_mb=spec["memory"],
+            invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{spec['name']}",
+            aws_request_id=request_id,
+            log_group_name=f"/aws/lambda/{spec['name']}",
+            log_stream_name="local",
+            deadline=time.monotonic() + spec["timeout"],
+        )
+        try:
+            conn.send(("ok", handler(event, context)))
+        except Exception as exc:
+            conn.send(
+                ("error", {"errorType": type(exc).__name__, "errorMessage": str(exc), "trace": traceback.format_exc()})
+            )
+
+
+@dataclass
+class Invocation:
+    ok: bool
+    payload: Any
+    duration_s: float
+
+
+class _Worker:
+    def __init__(self, ctx: Any, spec: dict, env: dict[str, str]) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(spec, env, child), daemon=True, name=spec["name"])
+        self.process.start()
+        child.close()
+        self.ready = False
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Cold start: wait for the import to finish (not counted against the function's Timeout)."""
+        if not self.ready and self.conn.poll(timeout):
+            self.ready = self.conn.recv()[0] == "ready"
+        return self.ready
+
+    def stop(self) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.conn.send(None)
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+class FunctionPool:
+    """Up to `max_workers` concurrent invocations of one function."""
+
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], layer_dirs: list[str], max_workers: int) -> None:
+        self.spec = spec
+        self.env = env
+        self._spec = {
+            "name": spec.logical_id,
+            "code_uri": str(spec.code_uri),
+            "handler": spec.handler,
+            "timeout": spec.timeout,
+            "memory": spec.memory,
+            "layer_dirs": layer_dirs,
+        }
+        self._ctx = multiprocessing.get_context("spawn")
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(max_workers)
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self.max_workers = max_workers
+
+    def warm(self, count: int) -> None:
+        for _ in range(min(count, self.max_workers) - len(self._all)):
+            self._idle.put(self._spawn())
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self._ctx, self._spec, self.env)
+        with self._lock:
+            self._all.append(worker)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+        worker.process.kill()
+
+    def invoke(self, event: Any) -> Invocation:
+        started = time.monotonic()
+        with self._slots:
+            try:
+                worker = self._idle.get_nowait()
+            except queue.Empty:
+                worker = self._spawn()
+            try:
+                if not worker.wait_ready(120):
+                    self._retire(worker)
+                    return Invocation(False, {"errorType": "Runtime.InitTimeout"}, time.monotonic() - started)
+                started = time.monotonic()
+                worker.conn.send((event, str(uuid.uuid4())))
+                if not worker.conn.poll(self.spec.timeout + 1):
+                    self._retire(worker)
+                    return Invocation(False, {"errorType": "Sandbox.Timedout"}, time.monotonic() - started)
+                status, payload = worker.conn.recv()
+            except (EOFError, BrokenPipeError, OSError) as exc:
+                self._retire(worker)
+                return Invocation(False, {"errorType": "Runtime.ExitError", "errorMessage": str(exc)}, 0.0)
+            self._idle.put(worker)
+            if status != "ok":
+                # What CloudWatch Logs would show for a failed invocation.
+                print(
+                    f"[{self.spec.logical_id}] invocation failed: {payload.get('trace')}", file=sys.stderr, flush=True
+                )
+            return Invocation(status == "ok", payload, time.monotonic() - started)
+
+    def stop(self) -> None:
+        with self._lock:
+            workers, self._all = list(self._all), []
+        for worker in workers:
+            worker.stop()

@@ -1,0 +1,169 @@
+"""Wires the local stack together from template.yaml: AWS endpoint, resources, functions, API,
+SQS event sources and schedules."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+from .aws import AwsEndpoint
+from .event_source import SqsEventSource
+from .functions import FunctionPool
+from .gateway import Gateway
+from .samples import serve_sample
+from .template import REGION, Stack
+
+API_POOL_SIZE = 8
+
+
+@dataclass
+class Options:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    parameter_overrides: dict[str, str] = field(default_factory=dict)
+    max_concurrency: int | None = None  # default: the template's MaximumConcurrency
+    visibility_timeout: float | None = None  # default: the template's VisibilityTimeout
+    environment: dict[str, str] = field(default_factory=dict)  # extra function env (after passthrough)
+
+
+def parse_rate(expression: str) -> float | None:
+    """Seconds between runs for `rate(N unit)`; None for cron() (not run locally)."""
+    m = re.fullmatch(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if not m:
+        return None
+    return int(m.group(1)) * {"minute": 60, "hour": 3600, "day": 86400}[m.group(2).rstrip("s")]
+
+
+class LocalStack:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.aws = AwsEndpoint(options.host).start()
+        credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local", "region_name": REGION}
+        client = lambda service: boto3.client(  # noqa: E731
+            service, endpoint_url=self.aws.url, config=Config(retries={"mode": "standard"}), **credentials
+        )
+        self.stack = Stack(parameters=options.parameter_overrides, prefix="local")
+        self.stack.provision(client("dynamodb"), client("sqs"), client("s3"))
+        if options.visibility_timeout is not None:
+            for queue in self.aws.sqs.queues.values():
+                queue.attributes["VisibilityTimeout"] = str(options.visibility_timeout)
+        self.stage = self.stack.parameters.get("Stage", "local")
+        self.gateway = Gateway(self.stage, {"/samples/": serve_sample})
+        self.pools: dict[str, FunctionPool] = {}
+        self.event_sources: list[SqsEventSource] = []
+        self._stop = threading.Event()
+        self._server = None
+        raw_specs = self.stack.functions(resolve_environment=False)
+        for name, spec in self.stack.functions().items():
+            self._add_function(spec, raw_specs[name].environment)
+
+    def _function_env(self, resolved: dict[str, str], raw: dict) -> dict[str, str]:
+        env = dict(resolved)
+        # Settings that are not resource names pass through from the local stack's own environment.
+        for key, value in raw.items():
+            is_resource = isinstance(value, dict) and "Ref" in value and value["Ref"] in self.stack.resources
+            if not is_resource and key in os.environ:
+                env[key] = os.environ[key]
+        uri = env.get("STORE_MASTER_URI", "")
+        if uri and not uri.startswith("s3://"):
+            env["STORE_MASTER_URI"] = str(Path(uri).expanduser().resolve())
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": self.aws.url,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "ALLOW_PRIVATE_IMAGE_HOSTS": "true",  # sample and test images live on 127.0.0.1
+                "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(self.options.environment)
+        return env
+
+    def _add_function(self, spec, raw_env: dict) -> None:
+        env = self._function_env(spec.environment, raw_env)
+        sources = spec.sqs_sources
+        concurrency = max([s.max_concurrency for s in sources] or [API_POOL_SIZE])
+        if sources and self.options.max_concurrency:
+            concurrency = self.options.max_concurrency
+        pool = FunctionPool(spec, env, [str(d) for d in spec.layer_dirs], concurrency)
+        self.pools[spec.logical_id] = pool
+        for route in spec.routes:
+            self.gateway.add_route(route.method, route.path, pool)
+        for source in sources:
+            queue = self.aws.sqs.queue_by_url(self.stack.refs[source.queue])
+            self.event_sources.append(
+                SqsEventSource(queue, pool, source.batch_size, concurrency, source.report_item_failures)
+            )
+        for expression in spec.schedules:
+            period = parse_rate(expression)
+            if period:
+                threading.Thread(target=self._run_schedule, args=(pool, period), daemon=True).start()
+
+    def _run_schedule(self, pool: FunctionPool, period: float) -> None:
+        while not self._stop.wait(period):
+            pool.invoke(
+                {
+                    "version": "0",
+                    "id": str(uuid.uuid4()),
+                    "detail-type": "Scheduled Event",
+                    "source": "aws.events",
+                    "account": "123456789012",
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "region": REGION,
+                    "resources": [],
+                    "detail": {},
+                }
+            )
+
+    def start(self) -> LocalStack:
+        for pool in self.pools.values():
+            pool.warm(min(2, pool.max_workers))
+        for source in self.event_sources:
+            source.start()
+        self._server = self.gateway.serve(self.options.host, self.options.port)
+        threading.Thread(target=self._server.serve_forever, name="api", daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def describe(self) -> str:
+        lines = [
+            f"API          {self.url}  (stage {self.stage}; try {self.url}/api/health)",
+            f"AWS endpoint {self.aws.url}  (moto DynamoDB/S3, local SQS)",
+            f"Samples      {self.url}/samples/shelf.jpg",
+        ]
+        for route in self.gateway.routes:
+            lines.append(f"  {route.method:6} {route.resource:28} -> {route.pool.spec.logical_id}")
+        for source in self.event_sources:
+            lines.append(
+                f"  SQS {source.queue.name} -> {source.pool.spec.logical_id} "
+                f"(batch {source.batch_size}, concurrency {source.max_concurrency})"
+            )
+        lines.append(json.dumps({"tables": self.stack.refs.get("JobsTable")}))
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for source in self.event_sources:
+            source.stop()
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+        for pool in self.pools.values():
+            pool.stop()
+        self.aws.stop()

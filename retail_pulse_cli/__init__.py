@@ -1,0 +1,1 @@
+"""Command-line client of the Retail Pulse API (local stack or deployed)."""

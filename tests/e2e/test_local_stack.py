@@ -1,0 +1,97 @@
+"""The whole app over HTTP through the local stack (subprocess), images from a local HTTP server."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_image
+
+
+@pytest.fixture(scope="module")
+def urls(image_server):
+    return {
+        "jpg": image_server.add("/e2e/a.jpg", make_image("JPEG", 640, 480)),
+        "png": image_server.add("/e2e/b.png", make_image("PNG", 300, 200), "image/png"),
+        "webp": image_server.add("/e2e/c.webp", make_image("WEBP", 50, 70), "image/webp"),
+        "text": image_server.add("/e2e/notes.txt", b"definitely not an image", "text/plain"),
+        "missing": image_server.url("/e2e/missing.jpg"),
+    }
+
+
+@pytest.mark.parametrize("path", ["/api/submit", "/api/submit/"])
+def test_job_runs_to_completed_with_exact_perimeters(local_stack, urls, path):
+    visits = [
+        {"store_id": "RP00001", "image_url": [urls["jpg"], urls["png"]], "visit_time": "2024-03-15T10:00:00Z"},
+        {"store_id": "RP00007", "image_url": [urls["webp"]], "visit_time": "2024-03-16T09:00:00+05:30"},
+    ]
+    job_id = local_stack.submit(visits, path)
+    job = local_stack.wait(job_id)
+    assert job["status"] == "completed"
+    assert job["progress"] == {"total": 3, "processed": 3, "succeeded": 3, "failed": 0}
+    results = local_stack.results(job_id, limit=1)
+    assert [(r["store_id"], r["perimeter"]) for r in results] == [
+        ("RP00001", 2 * (640 + 480)),
+        ("RP00001", 2 * (300 + 200)),
+        ("RP00007", 2 * (50 + 70)),
+    ]
+
+
+def test_bad_images_fail_the_job_and_name_the_store(local_stack, urls):
+    visits = [
+        {"store_id": "RP00002", "image_url": [urls["jpg"], urls["missing"]], "visit_time": "2024-03-15T10:00:00Z"},
+        {"store_id": "RP00003", "image_url": [urls["text"]], "visit_time": "2024-03-15T10:00:00Z"},
+        {"store_id": "RP00004", "image_url": [urls["png"]], "visit_time": "2024-03-15T10:00:00Z"},
+    ]
+    job = local_stack.wait(local_stack.submit(visits))
+    assert job["status"] == "failed"
+    assert job["progress"] == {"total": 4, "processed": 4, "succeeded": 2, "failed": 2}
+    errors = {e["store_id"]: e["error"] for e in job["error"]}
+    assert set(errors) == {"RP00002", "RP00003"}
+    assert "HTTP 404" in errors["RP00002"] and "not an image" in errors["RP00003"]
+    good = [r for r in local_stack.results(job["job_id"]) if r["status"] == "succeeded"]
+    assert sorted(r["perimeter"] for r in good) == [1000, 2240]
+
+
+def test_unknown_job_and_count_mismatch_are_400(local_stack, urls):
+    response = local_stack.get("/api/status", jobid="nope")
+    assert response.status_code == 400 and "jobid" in response.json()["error"]
+    assert local_stack.get("/api/results", jobid="nope").status_code == 400
+    body = {
+        "count": 3,
+        "visits": [{"store_id": "RP00001", "image_url": [urls["jpg"]], "visit_time": "2024-03-15T10:00:00Z"}],
+    }
+    response = local_stack.post("/api/submit", body)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("count")
+    assert local_stack.post("/api/submit", "{broken").status_code == 400
+
+
+def test_two_jobs_at_once(local_stack, urls):
+    first = local_stack.submit(
+        [{"store_id": "RP00005", "image_url": [urls["jpg"]] * 30, "visit_time": "2024-03-15T10:00:00Z"}]
+    )
+    second = local_stack.submit(
+        [{"store_id": "RP00006", "image_url": [urls["png"]] * 30, "visit_time": "2024-03-15T10:00:00Z"}]
+    )
+    for job_id, perimeter in ((first, 2240), (second, 1000)):
+        job = local_stack.wait(job_id)
+        assert job["status"] == "completed" and job["progress"]["processed"] == 30
+        assert {r["perimeter"] for r in local_stack.results(job_id)} == {perimeter}
+
+
+def test_a_batch_whose_handler_fails_once_is_retried_and_counted_once(local_stack, urls):
+    # The batch's write is refused more often than botocore retries: the handler reports every record
+    # failed, SQS makes them visible again after the (2 s) visibility timeout, the retry records them.
+    local_stack.inject_fault("TransactWriteItems", "ProvisionedThroughputExceededException", count=4)
+    job_id = local_stack.submit(
+        [{"store_id": "RP00008", "image_url": [urls["jpg"], urls["png"]], "visit_time": "2024-03-15T10:00:00Z"}]
+    )
+    job = local_stack.wait(job_id, timeout=30)
+    assert job["status"] == "completed"
+    assert job["progress"] == {"total": 2, "processed": 2, "succeeded": 2, "failed": 0}
+    assert len(local_stack.results(job_id)) == 2
+
+
+def test_samples_are_served(local_stack):
+    response = local_stack.get("/samples/shelf.jpg")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "image/jpeg"
+    assert local_stack.get("/samples/none.jpg").status_code == 404
