@@ -1,0 +1,100 @@
+"""Starts `python -m local_stack` in a subprocess and talks to it over HTTP (for tests and benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from .template import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningStack:
+    def __init__(self, url: str, process: subprocess.Popen, log: Path) -> None:
+        self.url = url
+        self.process = process
+        self.log = log
+        self.aws_url: str | None = None
+        self.http = requests.Session()
+
+    def get(self, path: str, **params) -> requests.Response:
+        return self.http.get(self.url + path, params=params, timeout=30)
+
+    def post(self, path: str, body, **kwargs) -> requests.Response:
+        data = body if isinstance(body, (str, bytes)) else None
+        return self.http.post(self.url + path, json=None if data else body, data=data, timeout=120, **kwargs)
+
+    def submit(self, visits: list[dict], path: str = "/api/submit") -> str:
+        response = self.post(path, {"count": len(visits), "visits": visits})
+        if response.status_code != 201:
+            raise AssertionError(f"submit answered {response.status_code}: {response.text[:500]}")
+        return response.json()["job_id"]
+
+    def wait(self, job_id: str, timeout: float = 60, interval: float = 0.2) -> dict:
+        deadline = time.monotonic() + timeout
+        body: dict = {}
+        while time.monotonic() < deadline:
+            body = self.get("/api/status", jobid=job_id).json()
+            if body["status"] != "ongoing":
+                return body
+            time.sleep(interval)
+        raise AssertionError(f"job {job_id} still ongoing after {timeout}s: {body}")
+
+    def results(self, job_id: str, limit: int = 1000) -> list[dict]:
+        out, token = [], None
+        while True:
+            params = {"jobid": job_id, "limit": limit} | ({"next_token": token} if token else {})
+            page = self.get("/api/results", **params).json()
+            out += page["results"]
+            token = page["next_token"]
+            if not token:
+                return out
+
+    def inject_fault(self, operation: str, code: str, count: int) -> None:
+        """The local AWS endpoint answers the next `count` calls of `operation` with error `code`."""
+        response = requests.post(
+            f"{self.aws_url}/_local/faults", json={"operation": operation, "code": code, "count": count}, timeout=5
+        )
+        response.raise_for_status()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_local_stack(log_dir: Path, *args: str, env: dict | None = None, startup_timeout: float = 90) -> RunningStack:
+    port = free_port()
+    log = Path(log_dir) / f"local-stack-{port}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local_stack", "--port", str(port), *args],
+        cwd=ROOT,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    stack = RunningStack(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + startup_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"local stack exited: {log.read_text()}")
+        text = log.read_text()
+        if "Local stack ready" in text:
+            stack.aws_url = next(line.split()[2] for line in text.splitlines() if line.startswith("AWS endpoint"))
+            return stack
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"local stack did not start: {log.read_text()}")
