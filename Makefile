@@ -7,8 +7,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 3000
+# `sam build` looks for `python3.12` on PATH (the functions' runtime); pyenv's shim fails unless selected.
+PYTHON312 ?= $(shell for p in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12); do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { command -v "$$p"; break; }; done)
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PATH="$(dir $(PYTHON312)):$$PATH" \
+	$(SAM_VENV)/bin/sam
 
-.PHONY: run test lint format demo bench clean
+.PHONY: run test lint format openapi deploy-check demo bench clean
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +35,23 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint template.yaml
 
+# Regenerates openapi.json from the handlers (tests fail while the committed file differs).
+openapi: $(STAMP)
+	$(PY) -m tools.openapi --write
+
+$(SAM_STAMP): requirements-sam.txt
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt
+	@touch $(SAM_STAMP)
+
+# What a deploy would trip over, without deploying: cfn-lint, SAM's own lint, and a real build (no container).
+deploy-check: $(STAMP) $(SAM_STAMP)
+	@test -n "$(PYTHON312)" || { echo "deploy-check: python3.12 is needed on PATH for sam build" >&2; exit 1; }
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint
+	$(SAM) build
+
 # The bundled sample job through a local stack started for the occasion, with a live progress bar.
 demo: $(STAMP)
 	@$(PY) -m local_stack --port $(PORT) > .local-stack.log 2>&1 & pid=$$!; \
@@ -41,4 +65,8 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache
+
+# Speed and cost targets as figures (writes BENCHMARKS.md); BENCH_ARGS=--quick for a smoke run.
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)

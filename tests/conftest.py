@@ -30,6 +30,8 @@ from retail_pulse import store_master_source
 
 EVENTS = Path(__file__).parent / "events"
 SHARED_STORE_MASTER = ROOT.parent / "shared" / "data" / "StoreMasterAssignment.csv"
+# Routes served by functions/reports (the rest of GET goes to functions/status).
+REPORTS_PATHS = ("/api/visits", "/api/stores", "/api/reports/")
 
 
 @dataclass
@@ -101,6 +103,7 @@ class Handlers:
         self.submit = load_function("submit")
         self.status = load_function("status")
         self.process_image = load_function("process_image")
+        self.reports = load_function("reports")
         self.queue_url = stack.refs["ImageQueue"]
         self.queue_arn = stack.attrs[("ImageQueue", "Arn")]
         self.dlq_url = stack.refs["ImageDeadLetterQueue"]
@@ -108,8 +111,8 @@ class Handlers:
     def reset_caches(self) -> None:
         settings_module.get_settings.cache_clear()
         store_master_source.clear_cache()
-        for module in (self.submit, self.status, self.process_image):
-            for name in ("dependencies", "jobs"):
+        for module in (self.submit, self.status, self.process_image, self.reports):
+            for name in ("dependencies", "jobs", "reports"):
                 if hasattr(module, name):
                     getattr(module, name).cache_clear()
 
@@ -118,6 +121,8 @@ class Handlers:
             body = json.dumps(body)
         event = api_event(method, path, body=body, query=query, headers=headers)
         module = self.submit if path.rstrip("/") == "/api/submit" else self.status
+        if path.startswith(REPORTS_PATHS):
+            module = self.reports
         response = module.lambda_handler(event, LambdaContext())
         return response["statusCode"], json.loads(response["body"])
 

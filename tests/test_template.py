@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from local_stack.template import TEMPLATE, Stack
+from local_stack.template import ROOT, TEMPLATE, Stack
+from tools import openapi
 
 
 def test_cfn_lint_is_clean():
@@ -39,6 +41,16 @@ def test_routes_and_layer():
         ("GET", "/api/status"): "StatusFunction",
         ("GET", "/api/results"): "StatusFunction",
         ("GET", "/api/health"): "StatusFunction",
+        ("GET", "/api/openapi.json"): "StatusFunction",
+        ("GET", "/api/docs"): "StatusFunction",
+        ("GET", "/api/docs/swagger-ui-bundle.min.js"): "StatusFunction",
+        ("GET", "/api/docs/swagger-ui.min.css"): "StatusFunction",
+        ("GET", "/api/visits"): "ReportsFunction",
+        ("GET", "/api/stores"): "ReportsFunction",
+        ("GET", "/api/reports/areas"): "ReportsFunction",
+        ("GET", "/api/reports/stores"): "ReportsFunction",
+        ("GET", "/"): "WebFunction",
+        ("GET", "/assets/{file}"): "WebFunction",
     }
     layer = stack.resources["CommonLayer"]
     assert layer["Metadata"]["BuildMethod"] == "python3.12"
@@ -46,3 +58,53 @@ def test_routes_and_layer():
     table = stack.resources["JobsTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_every_function_and_queue_has_alarms_that_notify_the_topic():
+    stack = Stack()
+    watched = set()
+    for alarm in stack.of_type("AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], props
+        dimension = props["Dimensions"][0]["Value"]
+        target = dimension.get("Ref") or dimension.get("Fn::GetAtt", [None])[0] or dimension.get("Fn::Sub")
+        watched.add((props["Namespace"], props["MetricName"], target))
+    for function in stack.functions(resolve_environment=False):
+        assert ("AWS/Lambda", "Errors", function) in watched
+        assert ("AWS/Lambda", "Throttles", function) in watched
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "ImageDeadLetterQueue") in watched
+    assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", "ImageQueue") in watched
+    # The 5xx alarm selects the API by the name the template gives it.
+    assert ("AWS/ApiGateway", "5XXError", stack.resources["Api"]["Properties"]["Name"]["Fn::Sub"]) in watched
+    subscription = stack.resources["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+
+
+def test_dashboard_is_valid_json_and_shows_the_custom_metrics():
+    stack = Stack()
+    env = stack.template["Globals"]["Function"]["Environment"]["Variables"]
+    namespace = env["POWERTOOLS_METRICS_NAMESPACE"]["Fn::Sub"]
+    widgets = json.loads(stack.resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"])["widgets"]
+    custom = [m for w in widgets if w["type"] == "metric" for m in w["properties"]["metrics"] if m[0] == namespace]
+    assert {m[1] for m in custom} == {
+        "ImagesSucceeded",
+        "ImagesFailed",
+        "DownloadTime",
+        "ImageBytes",
+        "JobDuration",
+        "SubmitSize",
+    }
+    # Powertools gives every metric one dimension, the service: a graph without it shows nothing.
+    assert all(m[2:4] == ["service", env["POWERTOOLS_SERVICE_NAME"]] for m in custom)
+    lambda_graphs = [m for w in widgets if w["type"] == "metric" for m in w["properties"]["metrics"]]
+    for function in stack.functions(resolve_environment=False):
+        assert ["AWS/Lambda", "Errors", "FunctionName", f"${{{function}}}"] in lambda_graphs, function
+
+
+def test_openapi_document_covers_exactly_the_template_routes():
+    stack = Stack()
+    functions = stack.functions(resolve_environment=False).values()
+    routes = {(r.method, r.path) for f in functions for r in f.routes if openapi.is_api_path(r.path)}
+    document = json.loads((ROOT / "openapi.json").read_text())
+    assert {(method.upper(), path) for path, ops in document["paths"].items() for method in ops} == routes

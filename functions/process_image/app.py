@@ -6,13 +6,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from retail_pulse.dynamodb_jobs import DynamoJobRepository
 from retail_pulse.imaging import ImageDownloader
-from retail_pulse.logic.process import process_images
+from retail_pulse.logic.process import ProcessedBatch, process_images
 from retail_pulse.models import ImageTask
 from retail_pulse.settings import Settings, get_settings
 from retail_pulse.sqs_queue import task_from_message
@@ -21,6 +22,8 @@ from retail_pulse.sqs_queue import task_from_message
 WRITE_RESERVE_S = 5.0
 
 logger = Logger()
+tracer = Tracer()
+metrics = Metrics()  # namespace from POWERTOOLS_METRICS_NAMESPACE
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
@@ -42,7 +45,29 @@ def dependencies() -> tuple[Settings, DynamoJobRepository, ImageDownloader, Thre
     return settings, DynamoJobRepository(settings.jobs_table_name), downloader, pool
 
 
+def record_outcome(batch: ProcessedBatch) -> None:
+    """One log record per failed image (debug for the rest) and the batch's metrics, as EMF."""
+    for r in batch.results:
+        keys = {"job_id": r.task.job_id, "store_id": r.task.store_id, "image_index": r.task.index}
+        if r.status == "failed":
+            logger.warning("image failed", extra={**keys, "error": r.error})
+        else:
+            logger.debug("image succeeded", extra={**keys, "download_ms": r.download_ms, "image_bytes": r.image_bytes})
+        if r.download_ms is not None:
+            metrics.add_metric(name="DownloadTime", unit=MetricUnit.Milliseconds, value=r.download_ms)
+        if r.image_bytes is not None:
+            metrics.add_metric(name="ImageBytes", unit=MetricUnit.Bytes, value=r.image_bytes)
+    succeeded = sum(1 for r in batch.results if r.status == "succeeded")
+    metrics.add_metric(name="ImagesSucceeded", unit=MetricUnit.Count, value=succeeded)
+    metrics.add_metric(name="ImagesFailed", unit=MetricUnit.Count, value=len(batch.results) - succeeded)
+    for job in batch.finished_jobs:
+        logger.info("job finished", extra={"job_id": job.job_id, "status": job.status, "duration_ms": job.duration_ms})
+        metrics.add_metric(name="JobDuration", unit=MetricUnit.Milliseconds, value=job.duration_ms)
+
+
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     settings, jobs, downloader, pool = dependencies()
     tasks: dict[str, ImageTask] = {}
@@ -55,18 +80,17 @@ def lambda_handler(event: dict, context) -> dict:
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - WRITE_RESERVE_S
     recorded = True
     try:
-        results = process_images(
+        batch = process_images(
             list(tasks.values()), settings=settings, jobs=jobs, fetch=downloader.fetch, pool=pool, deadline=deadline
         )
-        for r in results:
-            logger.debug(
-                "image ended",
-                extra={"job_id": r.task.job_id, "store_id": r.task.store_id, "index": r.task.index, "status": r.status},
-            )
     except Exception:
         # Our infrastructure failed (e.g. DynamoDB throttling): every record goes back to the queue.
         logger.exception("recording the batch failed; SQS will redeliver it")
         recorded = False
+    else:
+        # Metrics count the work of recorded batches; an image redelivered after a crash is counted
+        # again here (rare), while the job's own counters stay exact.
+        record_outcome(batch)
 
     def record_handler(record: SQSRecord) -> None:
         if record.message_id not in tasks:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 
 from retail_pulse.api import json_response, register_error_handlers
+from retail_pulse.api_schema import (
+    EnqueueFailedBody,
+    ErrorBody,
+    SubmitAccepted,
+    SubmitRequest,
+    inline_request_body,
+    json_content,
+)
 from retail_pulse.dynamodb_jobs import DynamoJobRepository
 from retail_pulse.logic.submit import submit_job
 from retail_pulse.settings import Settings, get_settings
@@ -16,7 +26,13 @@ from retail_pulse.sqs_queue import SqsImageQueue
 from retail_pulse.store_master_source import load_store_master
 
 logger = Logger()
-app = APIGatewayRestResolver()  # REST API: "/api/submit/" resolves here too, as API Gateway routes it
+tracer = Tracer()
+metrics = Metrics()  # namespace from POWERTOOLS_METRICS_NAMESPACE
+# A rejected request has no metric to publish; Powertools would warn about that on every one.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+# REST API: "/api/submit/" resolves here too, as API Gateway routes it. The body is checked by
+# retail_pulse.validation (its errors name the exact field); validation here covers parameters.
+app = APIGatewayRestResolver(enable_validation=True)
 register_error_handlers(app, logger)
 
 
@@ -30,15 +46,29 @@ def dependencies() -> tuple[Settings, DynamoJobRepository, SqsImageQueue]:
     )
 
 
-@app.post("/api/submit")
+@app.post(
+    "/api/submit",
+    summary="Submit a job: visits with their image URLs",
+    tags=["jobs"],
+    openapi_extensions={"requestBody": inline_request_body(SubmitRequest, "The job: `count` visits.")},
+    responses={
+        201: json_content(SubmitAccepted, "Accepted; follow `status_url`."),
+        400: json_content(ErrorBody, "Bad input: `<field path>: <problem>`, e.g. `visits[2].image_url[0]: ...`."),
+        413: json_content(ErrorBody, "More images than MAX_IMAGES_PER_JOB."),
+        503: json_content(EnqueueFailedBody, "The images could not be enqueued; the job is marked failed."),
+    },
+)
 def submit():
     settings, jobs, queue = dependencies()
     stores = load_store_master(settings.effective_store_master_uri)
     accepted = submit_job(app.current_event.decoded_body, settings=settings, jobs=jobs, queue=queue, stores=stores)
     logger.info("job accepted", extra={"job_id": accepted["job_id"], "images": accepted["total"]})
+    metrics.add_metric(name="SubmitSize", unit=MetricUnit.Count, value=accepted["total"])
     return json_response(201, accepted)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     return app.resolve(event, context)

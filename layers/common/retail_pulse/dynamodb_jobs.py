@@ -4,7 +4,9 @@ Key design (single table, pk/sk strings):
   job item     pk=JOB#<id>  sk=JOB             counters, status, times: status is one GetItem
   result item  pk=JOB#<id>  sk=IMG#<index:08>  one per ended image: results page in submission order
   store error  pk=JOB#<id>  sk=ERR#<store_id>  first failure per store, read with one bounded Query
-Every item carries `expires_at` (the table's TTL attribute).
+Every item carries `expires_at` (the table's TTL attribute). Results of stores in the Store Master
+also carry the visit-index GSI keys, and each batch's transaction ADDs to the report counters
+(see dynamodb_reports.py: those items have no TTL).
 
 Exactly-once: a batch's results go out in one TransactWriteItems: each result Put is conditional
 on the item not existing, and the job's counters are ADDed in the same transaction (conditional
@@ -14,7 +16,8 @@ rest is retried, so counters move once per image however often SQS delivers it.
 
 from __future__ import annotations
 
-import contextlib
+import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +25,8 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
-from .models import ImageResult, ImageTask, Job
+from .dynamodb_reports import report_updates, visit_index_attributes
+from .models import FinishedJob, ImageResult, ImageTask, Job
 from .validation import utc_now
 
 MAX_STORE_ERRORS = 1000
@@ -30,6 +34,10 @@ RESULT_PREFIX = "IMG#"
 ERROR_PREFIX = "ERR#"
 JOB_SK = "JOB"
 ERROR_TEXT_LIMIT = 500
+# Results per TransactWriteItems (limit 100 items): each brings at most a result Put, a job, an
+# error, a store report and an area report item. SQS batches are 10, so one transaction each.
+RESULTS_PER_TRANSACTION = 20
+CONFLICT_ATTEMPTS = 4
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -111,8 +119,15 @@ class DynamoJobRepository:
         )
 
     # -- processing -----------------------------------------------------------------------
-    def record_batch(self, results: Sequence[ImageResult]) -> None:
+    def record_batch(self, results: Sequence[ImageResult]) -> list[FinishedJob]:
+        for start in range(0, len(results), RESULTS_PER_TRANSACTION):
+            self._record(results[start : start + RESULTS_PER_TRANSACTION])
+        finished = [self.finish_if_done(job_id) for job_id in sorted({r.task.job_id for r in results})]
+        return [job for job in finished if job is not None]
+
+    def _record(self, results: Sequence[ImageResult]) -> None:
         pending = list(results)
+        conflicts = 0
         while pending:
             items, owners = self._transaction(pending)
             try:
@@ -131,14 +146,19 @@ class DynamoJobRepository:
                     elif kind == "job":
                         drop_jobs.add(key)  # job finished (or unknown): it must not change any more
                 if not drop_results and not drop_jobs:
-                    raise  # throttling / conflict: let SQS redeliver these records
+                    codes = {r.get("Code") for r in reasons} - {"None", None}
+                    conflicts += 1
+                    if codes == {"TransactionConflict"} and conflicts < CONFLICT_ATTEMPTS:
+                        # Another batch's transaction held one of our items (the job, a report
+                        # shard): nothing was written, so trying again after a moment is safe.
+                        time.sleep(random.uniform(0.02, 0.1) * 2**conflicts)
+                        continue
+                    raise  # throttling / lasting conflict: let SQS redeliver these records
                 pending = [
                     r
                     for r in pending
                     if (r.task.job_id, r.task.index) not in drop_results and r.task.job_id not in drop_jobs
                 ]
-        for job_id in sorted({r.task.job_id for r in results}):
-            self.finish_if_done(job_id)
 
     def _transaction(self, results: Sequence[ImageResult]) -> tuple[list[dict], list[tuple[str, Any]]]:
         items: list[dict] = []
@@ -190,29 +210,31 @@ class DynamoJobRepository:
                 }
             )
             owners.append(("error", error["sk"]))
+        # Report counters of the same results, in the same transaction: exact under redelivery.
+        for update, label in report_updates(self.table_name, results):
+            items.append(update)
+            owners.append(("report", label))
         return items, owners
 
-    def finish_if_done(self, job_id: str) -> None:
+    def finish_if_done(self, job_id: str) -> FinishedJob | None:
+        """Finishes the job if nothing remains; returns it only when this call was the one that did."""
         job = self._get_job_item(job_id)
         if not job or job["status"] != "ongoing" or job["remaining"] > 0:
-            return
+            return None
+        final, now = ("failed" if job["failed"] else "completed"), utc_now()
         # Another worker may finish it first: then the condition fails and this is a no-op.
-        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+        try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
                 UpdateExpression="SET #status = :final, finished_at = :now",
                 ConditionExpression="#status = :ongoing AND remaining <= :zero",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_ser(
-                    {
-                        ":final": "failed" if job["failed"] else "completed",
-                        ":now": utc_now(),
-                        ":ongoing": "ongoing",
-                        ":zero": 0,
-                    }
-                ),
+                ExpressionAttributeValues=_ser({":final": final, ":now": now, ":ongoing": "ongoing", ":zero": 0}),
             )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return FinishedJob(job_id, final, job["created_at"], now)
 
     # -- reads ----------------------------------------------------------------------------
     def _get_job_item(self, job_id: str) -> dict | None:
@@ -280,6 +302,7 @@ class DynamoJobRepository:
             "error": r.error,
             "processed_at": r.processed_at,
             "expires_at": r.task.expires_at,
+            **visit_index_attributes(r),  # GSI keys: only on results of stores in the Store Master
         }
 
     @staticmethod

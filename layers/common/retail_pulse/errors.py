@@ -29,3 +29,15 @@ class RequestTooLarge(DomainError):
 
 class EnqueueFailed(DomainError):
     status_code = 503
+
+
+class AreaNotFound(DomainError):
+    status_code = 400
+
+
+class StoreNotFound(DomainError):
+    status_code = 400
+
+
+class StoreNotInArea(DomainError):
+    status_code = 400

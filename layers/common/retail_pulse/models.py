@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 ImageStatus = Literal["succeeded", "failed"]
@@ -36,6 +37,10 @@ class ImageTask:
     image_url: str
     visit_time: str
     expires_at: int  # epoch seconds: the job's retention (DynamoDB TTL)
+    # What reports and visit queries need, fixed at submit (the message carries them):
+    area: str | None = None  # the store's AreaCode; None for stores not in the Store Master
+    visit_time_utc: str | None = None  # canonical UTC form of visit_time
+    first_in_visit: bool = False  # the visit's lowest-index image: counts the visit once
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,26 @@ class ImageResult:
     height: int | None = None
     perimeter: int | None = None
     error: str | None = None
+    duration_ms: int | None = None  # time spent processing this image (download, measure, compute)
+    # Metrics only (never stored): set when the download returned the image's bytes.
+    download_ms: int | None = None
+    image_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    """A job as the one writer that finished it saw it (for the JobDuration metric)."""
+
+    job_id: str
+    status: JobStatus
+    created_at: str
+    finished_at: str
+
+    @property
+    def duration_ms(self) -> int:
+        """Submit to finish; both times are our own UTC ISO 8601 stamps."""
+        elapsed = datetime.fromisoformat(self.finished_at) - datetime.fromisoformat(self.created_at)
+        return round(elapsed.total_seconds() * 1000)
 
 
 @dataclass
@@ -72,3 +97,31 @@ class Store:
     store_id: str
     name: str
     area_code: str
+
+
+@dataclass(frozen=True)
+class VisitImage:
+    """One ended image of a known store, as the visit indexes hold it."""
+
+    store_id: str
+    visit_time_utc: str
+    status: ImageStatus
+    perimeter: int | None
+
+
+@dataclass
+class ReportCounters:
+    """Cumulative counters of an area or a store (the sum of its shards)."""
+
+    images: int = 0
+    failed: int = 0
+    visits: int = 0
+    duration_ms: int = 0
+    days: set[str] = field(default_factory=set)  # UTC dates (YYYY-MM-DD) with visits
+
+    def add(self, other: ReportCounters) -> None:
+        self.images += other.images
+        self.failed += other.failed
+        self.visits += other.visits
+        self.duration_ms += other.duration_ms
+        self.days |= other.days

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 
 from .models import Store
 
@@ -14,6 +15,7 @@ REQUIRED_COLUMNS = ("AreaCode", "StoreName", "StoreID")
 class StoreMaster:
     def __init__(self, stores: Iterable[Store]) -> None:
         self._by_id = {s.store_id: s for s in stores}
+        self._areas: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -23,6 +25,16 @@ class StoreMaster:
 
     def get(self, store_id: str) -> Store | None:
         return self._by_id.get(store_id)
+
+    def __iter__(self) -> Iterator[Store]:
+        return iter(self._by_id.values())
+
+    def areas(self) -> dict[str, int]:
+        """AreaCode -> number of stores, for every non-empty AreaCode, in code order."""
+        if self._areas is None:
+            counts = Counter(s.area_code for s in self._by_id.values() if s.area_code)
+            self._areas = dict(sorted(counts.items()))
+        return dict(self._areas)
 
 
 def parse_store_master(data: bytes | str) -> StoreMaster:

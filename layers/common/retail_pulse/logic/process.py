@@ -4,14 +4,21 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 from ..imaging import ImageError, measure_image, perimeter
-from ..models import ImageResult, ImageTask
+from ..models import FinishedJob, ImageResult, ImageTask
 from ..ports import JobRepository
 from ..settings import Settings
 from ..validation import utc_now
 
 Fetch = Callable[[str, float], bytes]
+
+
+@dataclass(frozen=True)
+class ProcessedBatch:
+    results: list[ImageResult]
+    finished_jobs: list[FinishedJob]  # jobs this batch's write finished (each reported by one batch only)
 
 
 def process_images(
@@ -23,7 +30,7 @@ def process_images(
     pool: Executor,
     deadline: float,
     sleep: Callable[[float], None] = time.sleep,
-) -> list[ImageResult]:
+) -> ProcessedBatch:
     """Measure a batch's images concurrently, then record them all in one write.
 
     Raises when the write fails (the records are then redelivered by SQS); a bad image
@@ -32,15 +39,41 @@ def process_images(
     unique = list({(t.job_id, t.index): t for t in tasks}.values())  # a duplicate in one batch counts once
     futures = [pool.submit(_process_one, t, settings, fetch, deadline, sleep) for t in unique]
     results = [f.result() for f in futures]
-    jobs.record_batch(results)
-    return results
+    finished = jobs.record_batch(results)
+    return ProcessedBatch(results, finished or [])
 
 
 def _process_one(task: ImageTask, settings: Settings, fetch: Fetch, deadline: float, sleep) -> ImageResult:
+    started = time.monotonic()
+
+    def elapsed_ms() -> int:
+        return round((time.monotonic() - started) * 1000)
+
+    download_ms = image_bytes = None
     try:
-        width, height = measure_image(fetch(task.image_url, deadline))
+        data = fetch(task.image_url, deadline)
+        download_ms, image_bytes = elapsed_ms(), len(data)
+        width, height = measure_image(data)
     except ImageError as exc:
-        return ImageResult(task, "failed", utc_now(), error=str(exc))
+        return ImageResult(
+            task,
+            "failed",
+            utc_now(),
+            error=str(exc),
+            duration_ms=elapsed_ms(),
+            download_ms=download_ms,
+            image_bytes=image_bytes,
+        )
     # Stands in for the GPU work the product will do per image; must stay in.
     sleep(random.uniform(settings.processing_delay_min_s, settings.processing_delay_max_s))
-    return ImageResult(task, "succeeded", utc_now(), width=width, height=height, perimeter=perimeter(width, height))
+    return ImageResult(
+        task,
+        "succeeded",
+        utc_now(),
+        width=width,
+        height=height,
+        perimeter=perimeter(width, height),
+        duration_ms=elapsed_ms(),
+        download_ms=download_ms,
+        image_bytes=image_bytes,
+    )

@@ -35,7 +35,7 @@ def job_status(job_id: str | None, *, jobs: JobRepository) -> dict:
     return body
 
 
-def job_results(job_id: str | None, limit: str | None, next_token: str | None, *, jobs: JobRepository) -> dict:
+def job_results(job_id: str | None, limit: int | str | None, next_token: str | None, *, jobs: JobRepository) -> dict:
     page_size = _parse_limit(limit)
     after = decode_token(next_token, job_id) if next_token else None
     job = _require_job(job_id, jobs)
@@ -53,12 +53,13 @@ def _require_job(job_id: str | None, jobs: JobRepository) -> Job:
     return job
 
 
-def _parse_limit(raw: str | None) -> int:
+def _parse_limit(raw: int | str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    text = str(raw)  # the API hands over an int it already checked; other callers may pass the raw string
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
         raise InvalidRequest(f"limit: must be an integer from 1 to {MAX_PAGE}")
-    return int(raw)
+    return int(text)
 
 
 def encode_token(job_id: str, last_index: int) -> str:

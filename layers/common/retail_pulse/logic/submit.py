@@ -36,9 +36,21 @@ def submit_job(
     unknown_store: list[ImageResult] = []
     index = 0
     for visit in request.visits:
-        known = visit.store_id in stores
-        for url in visit.image_urls:
-            task = ImageTask(job_id, index, visit.store_id, url, visit.visit_time, expires_at)
+        store = stores.get(visit.store_id)
+        known = store is not None
+        for position, url in enumerate(visit.image_urls):
+            task = ImageTask(
+                job_id,
+                index,
+                visit.store_id,
+                url,
+                visit.visit_time,
+                expires_at,
+                # Reports and visit queries: only stores of the Store Master have an area.
+                area=(store.area_code or None) if store else None,
+                visit_time_utc=visit.visit_time_utc,
+                first_in_visit=position == 0,
+            )
             index += 1
             if known:
                 to_process.append(task)

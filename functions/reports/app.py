@@ -1,0 +1,98 @@
+"""GET /api/visits, /api/stores, /api/reports/areas, /api/reports/stores: reads only."""
+
+# No `from __future__ import annotations`: Powertools reads the route parameters' annotations
+# (Query types) at run time to validate and document them.
+from functools import lru_cache
+from typing import Annotated
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+
+from retail_pulse.api import json_response, register_error_handlers
+from retail_pulse.dynamodb_reports import DynamoReportRepository
+from retail_pulse.logic.reports import (
+    DEFAULT_VISIT_PAGE,
+    MAX_VISIT_PAGE,
+    area_reports,
+    query_visits,
+    store_reports,
+)
+from retail_pulse.logic.stores import DEFAULT_STORES, MAX_STORES, search_stores
+from retail_pulse.settings import get_settings
+from retail_pulse.store_master import StoreMaster
+from retail_pulse.store_master_source import load_store_master
+
+logger = Logger()
+tracer = Tracer()
+app = APIGatewayRestResolver(enable_validation=True)
+register_error_handlers(app, logger)
+
+Area = Annotated[str, Query(description="An AreaCode of the Store Master.")]
+StoreId = Annotated[str | None, Query(description="A StoreID of the Store Master, in `area`.")]
+
+
+@lru_cache(maxsize=1)
+def reports() -> DynamoReportRepository:
+    return DynamoReportRepository(get_settings().jobs_table_name)
+
+
+def stores() -> StoreMaster:
+    return load_store_master(get_settings().effective_store_master_uri)  # cached, rechecked each minute
+
+
+@app.get(
+    "/api/visits",
+    summary="Perimeters of a store's (or an area's) images per visit date, paged",
+    tags=["visits"],
+)
+@tracer.capture_method(capture_response=False)
+def visits(
+    *,
+    area: Area,
+    storeid: StoreId = None,
+    startdate: Annotated[str | None, Query(description="YYYY-MM-DD or RFC 3339, inclusive, UTC.")] = None,
+    enddate: Annotated[str | None, Query(description="YYYY-MM-DD (the whole day) or RFC 3339, inclusive.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_VISIT_PAGE, description="Images per page.")] = DEFAULT_VISIT_PAGE,
+    next_token: Annotated[str | None, Query(description="From the previous page; omit for the first.")] = None,
+):
+    body = query_visits(
+        area,
+        storeid,
+        startdate=startdate,
+        enddate=enddate,
+        limit=limit,
+        next_token=next_token,
+        stores=stores(),
+        reports=reports(),
+    )
+    return json_response(200, body)
+
+
+@app.get("/api/stores", summary="Search the Store Master by name or id, ranked", tags=["stores"])
+@tracer.capture_method(capture_response=False)
+def store_search(
+    q: Annotated[str | None, Query(description="Words of the name (any case, typos forgiven) or a StoreID.")] = None,
+    area: Annotated[str | None, Query(description="Only stores of this AreaCode.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_STORES, description="Stores returned.")] = DEFAULT_STORES,
+):
+    return json_response(200, search_stores(q, area, limit, stores=stores()))
+
+
+@app.get("/api/reports/areas", summary="Cumulative figures per area", tags=["reports"])
+@tracer.capture_method(capture_response=False)
+def areas_report():
+    return json_response(200, area_reports(stores=stores(), reports=reports()))
+
+
+@app.get("/api/reports/stores", summary="Cumulative figures per store of an area", tags=["reports"])
+@tracer.capture_method(capture_response=False)
+def stores_report(area: Area, storeid: StoreId = None):
+    return json_response(200, store_reports(area, storeid, stores=stores(), reports=reports()))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict, context) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,120 @@
+"""GET / and GET /assets/{file}: the dashboard, a static page app served from this function's code.
+
+It reads its own files and nothing else (no boto3, no AWS permissions). Every URL in the page is
+relative, so the page works under a stage path (`/dev/`), a custom domain and the local stack alike.
+"""
+
+# No `from __future__ import annotations`: Powertools reads the route parameters' annotations
+# (Path/Query types) at run time to validate and document them.
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+
+from retail_pulse.api import json_response, register_error_handlers
+
+STATIC = Path(__file__).with_name("static")
+PAGE = "index.html"
+# The files /assets/{file} serves; anything else is a 404 (no path ever reaches the file system).
+ASSET_TYPES = {
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+# The page names its assets with `?v=<version>`, a hash of their content: a versioned asset never
+# changes, so browsers may keep it; the page itself is revalidated so a deploy shows at once.
+VERSIONED_CACHE_CONTROL = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
+ASSET_VERSION_PLACEHOLDER = "__ASSET_VERSION__"
+# Scripts and styles only from here; thumbnails from any image host; API calls to any base URL the
+# user configures (the API's own CORS policy decides what a foreign origin may read).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src http: https: data:; "
+    "connect-src 'self' http: https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+COMMON_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    # Thumbnails load from the image hosts: do not tell them which dashboard is looking.
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    body: str
+    content_type: str
+    etag: str
+
+
+def _etag(body: str) -> str:
+    return '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+
+
+@cache
+def assets() -> dict[str, StaticFile]:
+    out = {}
+    for name, content_type in ASSET_TYPES.items():
+        body = (STATIC / name).read_text(encoding="utf-8")
+        out[name] = StaticFile(body, content_type, _etag(body))
+    return out
+
+
+@cache
+def asset_version() -> str:
+    digest = hashlib.sha256()
+    for name in sorted(ASSET_TYPES):
+        digest.update(assets()[name].body.encode())
+    return digest.hexdigest()[:16]
+
+
+@cache
+def page() -> StaticFile:
+    body = (STATIC / PAGE).read_text(encoding="utf-8").replace(ASSET_VERSION_PLACEHOLDER, asset_version())
+    return StaticFile(body, "text/html; charset=utf-8", _etag(body))
+
+
+logger = Logger()
+app = APIGatewayRestResolver(enable_validation=True)
+register_error_handlers(app, logger)
+
+
+# Not part of the API's OpenAPI document (tools/openapi.py documents /api/ routes only).
+@app.get("/", summary="The dashboard page")
+def dashboard_page():
+    # `/dev` (a stage URL without a trailing slash) also reaches "/", but there the page's relative
+    # URLs would resolve against the host's root: send the browser to `/dev/` first.
+    request_path = app.current_event.request_context.path or "/"
+    if not request_path.endswith("/"):
+        last_segment = request_path.rsplit("/", 1)[-1]
+        return Response(301, None, "", headers={"Location": f"{last_segment}/", "Cache-Control": REVALIDATE})
+    return _file(page(), REVALIDATE, {"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+
+@app.get("/assets/<file>", summary="The dashboard's script and stylesheet")
+def dashboard_asset(
+    file: Annotated[str, PathParam(description="`app.js` or `style.css`.")],
+    v: Annotated[str | None, Query(description="Content version the page links with; cached for a year.")] = None,
+):
+    found = assets().get(file)
+    if found is None:
+        return json_response(404, {"error": f"no asset {file[:64]}"})
+    return _file(found, VERSIONED_CACHE_CONTROL if v == asset_version() else REVALIDATE)
+
+
+def _file(found: StaticFile, cache_control: str, extra: dict[str, str] | None = None) -> Response:
+    headers = {**COMMON_HEADERS, "Cache-Control": cache_control, "ETag": found.etag, **(extra or {})}
+    if_none_match = app.current_event.headers.get("If-None-Match") or ""  # case-insensitive
+    if found.etag in (tag.strip() for tag in if_none_match.split(",")):
+        return Response(304, None, "", headers=headers)
+    return Response(200, found.content_type, found.body, headers=headers)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict, context) -> dict:
+    return app.resolve(event, context)

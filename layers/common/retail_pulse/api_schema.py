@@ -1,0 +1,109 @@
+"""The API's request and response bodies as pydantic models, for the OpenAPI document only.
+
+Responses are built by `logic` as plain dicts; the submit body is checked by `validation`, whose
+errors name the exact field (`visits[2].image_url[0]: ...`), which a pydantic body would not match.
+So these models describe the contract, and tests check that real responses fit them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ResponseBody(BaseModel):
+    # A field the API returns but this model lacks fails the tests that check real responses.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(ResponseBody):
+    error: str = Field(description="`<field path>: <what is wrong>` for bad input, else a sentence.")
+
+
+class EnqueueFailedBody(ErrorBody):
+    job_id: str = Field(description="The job was created and marked failed.")
+
+
+class VisitIn(BaseModel):
+    store_id: str = Field(min_length=1, examples=["RP00001"])
+    image_url: list[str] = Field(min_length=1, description="Absolute http(s) URLs.")
+    visit_time: str = Field(description="RFC 3339 date-time; no offset means UTC.", examples=["2024-03-15T10:00:00Z"])
+
+
+class SubmitRequest(BaseModel):
+    count: int = Field(description="Must equal the number of visits.")
+    visits: list[VisitIn] = Field(min_length=1)
+
+
+class SubmitAccepted(ResponseBody):
+    job_id: str
+    total: int = Field(description="Images in the job.")
+    status_url: str = Field(examples=["/api/status?jobid=3f0c..."])
+
+
+class Progress(ResponseBody):
+    total: int
+    processed: int
+    succeeded: int
+    failed: int
+
+
+class StoreError(ResponseBody):
+    store_id: str
+    error: str = Field(description="That store's first failure.")
+
+
+class JobStatus(ResponseBody):
+    status: Literal["ongoing", "completed", "failed"]
+    job_id: str
+    progress: Progress
+    created_at: str
+    finished_at: str | None
+    error: list[StoreError] | None = Field(default=None, description="Present when something failed; at most 1,000.")
+    error_truncated: bool | None = Field(default=None, description="Present (true) when `error` was cut at 1,000.")
+    reason: str | None = Field(default=None, description="Why the whole job failed (e.g. enqueueing failed).")
+
+
+class ImageResultBody(ResponseBody):
+    store_id: str
+    image_url: str
+    visit_time: str = Field(description="As submitted.")
+    status: Literal["succeeded", "failed"]
+    width: int | None
+    height: int | None
+    perimeter: int | None = Field(description="2 * (width + height)")
+    error: str | None
+    processed_at: str
+
+
+class ResultsPage(ResponseBody):
+    job_id: str
+    results: list[ImageResultBody] = Field(description="Ended images in submission order.")
+    next_token: str | None = Field(description="Pass back for the next page; null on the last page.")
+
+
+class Health(ResponseBody):
+    status: Literal["ok"]
+
+
+def json_content(model: type[BaseModel], description: str) -> dict[str, Any]:
+    """A `responses=` entry for Powertools: the model becomes a component schema."""
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+def inline_request_body(model: type[BaseModel], description: str) -> dict[str, Any]:
+    """An OpenAPI requestBody with the model's schema inlined (no `$defs`, which a requestBody cannot hold)."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return {"description": description, "required": True, "content": {"application/json": {"schema": resolve(schema)}}}

@@ -1,0 +1,177 @@
+"""What the images and stores say: visit queries and cumulative reports. No boto3 here."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections import defaultdict
+from datetime import date
+
+from ..errors import AreaNotFound, InvalidRequest, StoreNotFound, StoreNotInArea
+from ..models import ReportCounters, VisitImage
+from ..ports import ReportRepository
+from ..store_master import StoreMaster
+from ..validation import parse_visit_time
+
+DEFAULT_VISIT_PAGE = 1000
+MAX_VISIT_PAGE = 5000
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+# -- GET /api/visits ----------------------------------------------------------------------------
+def query_visits(
+    area: str | None,
+    store_id: str | None,
+    *,
+    startdate: str | None,
+    enddate: str | None,
+    limit: int | str | None,
+    next_token: str | None,
+    stores: StoreMaster,
+    reports: ReportRepository,
+) -> dict:
+    """Perimeters of the succeeded images per store and visit date (UTC), one page of images at a time."""
+    area = require_area(area, stores)
+    store_id = store_id or None
+    if store_id is not None:
+        _require_store(store_id, area, stores)
+    start = parse_bound(startdate, "startdate", end_of_day=False)
+    end = parse_bound(enddate, "enddate", end_of_day=True)
+    if start and end and end < start:
+        raise InvalidRequest("enddate: before startdate")
+    page_size = parse_limit(limit, DEFAULT_VISIT_PAGE, MAX_VISIT_PAGE)
+    query = [area, store_id, start, end]
+    after = _decode_token(next_token, query) if next_token else None
+    try:
+        images, cursor = reports.page_visits(
+            area=area, store_id=store_id, start=start, end=end, after=after, limit=page_size
+        )
+    except ValueError:
+        raise InvalidRequest("next_token: malformed or not from this query") from None
+    return {
+        "results": _group(images, area, store_id, stores),
+        "next_token": _encode_token(query, cursor) if cursor else None,
+    }
+
+
+def parse_bound(raw: str | None, field: str, *, end_of_day: bool) -> str | None:
+    """RFC 3339 date-time or YYYY-MM-DD -> canonical UTC time; a date-only end covers its whole day."""
+    if raw is None or raw == "":
+        return None
+    if _DATE_ONLY.fullmatch(raw):
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            day = None
+        if day is not None:
+            return f"{day.isoformat()}T{'23:59:59.999' if end_of_day else '00:00:00.000'}Z"
+    else:
+        moment = parse_visit_time(raw)
+        if moment is not None:
+            return moment
+    raise InvalidRequest(f"{field}: must be YYYY-MM-DD or an RFC 3339 date-time, e.g. 2024-03-15T10:00:00Z")
+
+
+def _group(images: list[VisitImage], area: str, store_id: str | None, stores: StoreMaster) -> list[dict]:
+    by_store: dict[str, dict[str, list[int]]] = defaultdict(dict)
+    if store_id is not None:
+        by_store[store_id] = {}  # the store asked for is listed even without visits
+    for image in images:  # in visit-time order
+        perimeters = by_store[image.store_id].setdefault(image.visit_time_utc[:10], [])
+        if image.status == "succeeded" and image.perimeter is not None:
+            perimeters.append(image.perimeter)
+    out = []
+    for sid in sorted(by_store):
+        store = stores.get(sid)
+        out.append(
+            {
+                "store_id": sid,
+                "area": area,
+                "store_name": store.name if store else None,
+                "data": [{"date": day, "perimeter": p} for day, p in sorted(by_store[sid].items())],
+            }
+        )
+    return out
+
+
+def _encode_token(query: list, cursor: str) -> str:
+    raw = json.dumps({"q": query, "c": cursor}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str, query: list) -> str:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        cursor = data["c"]
+        valid = data["q"] == query and isinstance(cursor, str)
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        valid = False
+    if not valid:
+        raise InvalidRequest("next_token: malformed or not from this query")
+    return cursor
+
+
+# -- GET /api/reports/areas, /api/reports/stores ----------------------------------------------------
+def area_reports(*, stores: StoreMaster, reports: ReportRepository) -> dict:
+    """One entry per area of the Store Master: a few reads each (its counter shards)."""
+    return {
+        "areas": [
+            {"area": area, "stores": count, **_figures(reports.area_counters(area))}
+            for area, count in stores.areas().items()
+        ]
+    }
+
+
+def store_reports(area: str | None, store_id: str | None, *, stores: StoreMaster, reports: ReportRepository) -> dict:
+    """One entry per store of the area with anything counted (or just `store_id`), by store id."""
+    area = require_area(area, stores)
+    store_id = store_id or None
+    if store_id is not None:
+        _require_store(store_id, area, stores)
+    counters = reports.store_counters(area, store_id)
+    if store_id is not None:
+        counters.setdefault(store_id, ReportCounters())
+    entries = []
+    for sid, c in sorted(counters.items()):
+        store = stores.get(sid)
+        entries.append({"store_id": sid, "store_name": store.name if store else None, "area": area, **_figures(c)})
+    return {"area": area, "stores_in_area": stores.areas()[area], "stores_reported": len(entries), "stores": entries}
+
+
+def _figures(c: ReportCounters) -> dict:
+    return {
+        "visits": c.visits,
+        "images": c.images,
+        "failed_images": c.failed,
+        "failure_rate": round(c.failed / c.images, 4) if c.images else None,
+        "mean_processing_ms": round(c.duration_ms / c.images, 1) if c.images else None,
+        "last_visit": max(c.days) if c.days else None,
+    }
+
+
+# -- shared ------------------------------------------------------------------------------------
+def require_area(area: str | None, stores: StoreMaster) -> str:
+    if not area:
+        raise InvalidRequest("area: required")
+    if area not in stores.areas():
+        raise AreaNotFound(f"area: no area {area[:64]} in the Store Master")
+    return area
+
+
+def _require_store(store_id: str, area: str, stores: StoreMaster) -> None:
+    store = stores.get(store_id)
+    if store is None:
+        raise StoreNotFound(f"storeid: no store {store_id[:64]} in the Store Master")
+    if store.area_code != area:
+        raise StoreNotInArea(f"storeid: store {store_id} is in area {store.area_code}, not {area}")
+
+
+def parse_limit(raw: int | str | None, default: int, maximum: int) -> int:
+    if raw is None or raw == "":
+        return default
+    text = str(raw)
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
+        raise InvalidRequest(f"limit: must be an integer from 1 to {maximum}")
+    return int(text)
