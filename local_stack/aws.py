@@ -19,13 +19,37 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class FairLock:
+    """A FIFO lock: with many workers queueing for moto, a plain Lock can starve one caller for long."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._condition:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._condition.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._condition:
+            self._serving += 1
+            self._condition.notify_all()
+
+
 class AwsEndpoint:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         from moto.server import DomainDispatcherApplication, create_backend_app
 
+        from . import moto_patches
+
+        moto_patches.install()
         self._moto = DomainDispatcherApplication(create_backend_app)
         # moto is not thread-safe (lost ADD updates under concurrent requests): one request at a time.
-        self._moto_lock = threading.Lock()
+        self._moto_lock = FairLock()
         self._server = make_server(host, port, self._app, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://{host}:{self._server.port}"
         self.sqs = SqsService(self.url)
