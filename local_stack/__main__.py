@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-concurrency", type=int, help="batches in flight (default: template's)")
     parser.add_argument("--visibility-timeout", type=float, help="seconds (default: the template's)")
+    parser.add_argument("--warm", type=int, default=2, help="workers per function started before ready")
     parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE", help="extra function environment")
     args = parser.parse_args(argv)
 
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         max_concurrency=args.max_concurrency,
         visibility_timeout=args.visibility_timeout,
         environment=dict(kv.split("=", 1) for kv in args.env),
+        warm=args.warm,
     )
     stack = LocalStack(options).start()
     stopped = threading.Event()

@@ -5,6 +5,7 @@ Functions reach it through the standard `AWS_ENDPOINT_URL`, so their code has no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from typing import Any
@@ -15,29 +16,62 @@ from .sqs import SqsError, SqsService
 
 
 class _QuietHandler(WSGIRequestHandler):
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms ACK wait
+
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         pass
 
 
-class FairLock:
-    """A FIFO lock: with many workers queueing for moto, a plain Lock can starve one caller for long."""
+DYNAMODB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "DescribeTimeToLive", "ListTables"}
+
+
+class ReadWriteLock:
+    """moto is not thread-safe: writes run alone, reads run together. Writers queue in FIFO order;
+    a read waits only for the write in progress, so a status request is not stuck behind a queue
+    of batch writes (reads are far rarer than writes here, so writers cannot starve)."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
+        self._readers = 0
+        self._writing = False
         self._next_ticket = 0
         self._serving = 0
 
-    def __enter__(self) -> None:
+    @contextlib.contextmanager
+    def reading(self):
+        with self._condition:
+            while self._writing:
+                self._condition.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                self._condition.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self):
         with self._condition:
             ticket = self._next_ticket
             self._next_ticket += 1
-            while ticket != self._serving:
+            while ticket != self._serving or self._writing or self._readers:
                 self._condition.wait()
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writing = False
+                self._serving += 1
+                self._condition.notify_all()
 
-    def __exit__(self, *exc: object) -> None:
-        with self._condition:
-            self._serving += 1
-            self._condition.notify_all()
+
+def is_read(environ: dict) -> bool:
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target.startswith("DynamoDB_"):
+        return target.rsplit(".", 1)[-1] in DYNAMODB_READS
+    return not target and environ.get("REQUEST_METHOD") in ("GET", "HEAD")  # S3
 
 
 class AwsEndpoint:
@@ -49,7 +83,7 @@ class AwsEndpoint:
         moto_patches.install()
         self._moto = DomainDispatcherApplication(create_backend_app)
         # moto is not thread-safe (lost ADD updates under concurrent requests): one request at a time.
-        self._moto_lock = FairLock()
+        self._moto_lock = ReadWriteLock()
         self._server = make_server(host, port, self._app, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://{host}:{self._server.port}"
         self.sqs = SqsService(self.url)
@@ -93,7 +127,7 @@ class AwsEndpoint:
             return [data.encode()]
         if target.startswith("AmazonSQS."):
             return self._sqs(environ, start_response, target.split(".", 1)[1])
-        with self._moto_lock:
+        with self._moto_lock.reading() if is_read(environ) else self._moto_lock.writing():
             return list(self._moto(environ, start_response))
 
     def _sqs(self, environ: dict, start_response, operation: str) -> list[bytes]:

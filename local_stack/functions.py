@@ -37,6 +37,8 @@ class LambdaContext:
 
 
 def _worker_main(spec: dict, env: dict[str, str], conn: Connection) -> None:
+    if spec.get("nice"):
+        os.nice(spec["nice"])
     os.environ.update(env)
     sys.path[:0] = [spec["code_uri"], *spec["layer_dirs"]]
     module_name, function_name = spec["handler"].rsplit(".", 1)
@@ -106,7 +108,9 @@ class _Worker:
 class FunctionPool:
     """Up to `max_workers` concurrent invocations of one function."""
 
-    def __init__(self, spec: FunctionSpec, env: dict[str, str], layer_dirs: list[str], max_workers: int) -> None:
+    def __init__(
+        self, spec: FunctionSpec, env: dict[str, str], layer_dirs: list[str], max_workers: int, nice: int = 0
+    ) -> None:
         self.spec = spec
         self.env = env
         self._spec = {
@@ -116,6 +120,7 @@ class FunctionPool:
             "timeout": spec.timeout,
             "memory": spec.memory,
             "layer_dirs": layer_dirs,
+            "nice": nice,
         }
         self._ctx = multiprocessing.get_context("spawn")
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
@@ -127,6 +132,13 @@ class FunctionPool:
     def warm(self, count: int) -> None:
         for _ in range(min(count, self.max_workers) - len(self._all)):
             self._idle.put(self._spawn())
+
+    def wait_warm(self, timeout: float) -> None:
+        """Block until the idle workers have finished importing the function (their cold start)."""
+        with self._lock:
+            workers = list(self._all)
+        for worker in workers:
+            worker.wait_ready(timeout)
 
     def _spawn(self) -> _Worker:
         worker = _Worker(self._ctx, self._spec, self.env)

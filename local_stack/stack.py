@@ -23,6 +23,7 @@ from .samples import serve_sample
 from .template import REGION, Stack
 
 API_POOL_SIZE = 8
+BACKGROUND_NICE = 5
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Options:
     parameter_overrides: dict[str, str] = field(default_factory=dict)
     max_concurrency: int | None = None  # default: the template's MaximumConcurrency
     visibility_timeout: float | None = None  # default: the template's VisibilityTimeout
+    warm: int = 2  # workers started per function before the stack reports ready
     environment: dict[str, str] = field(default_factory=dict)  # extra function env (after passthrough)
 
 
@@ -97,7 +99,10 @@ class LocalStack:
         concurrency = max([s.max_concurrency for s in sources] or [API_POOL_SIZE])
         if sources and self.options.max_concurrency:
             concurrency = self.options.max_concurrency
-        pool = FunctionPool(spec, env, [str(d) for d in spec.layer_dirs], concurrency)
+        # On AWS every invocation has its own CPU; here queue consumers share two cores with the API
+        # functions, so they run at a lower priority to keep requests answered promptly.
+        nice = BACKGROUND_NICE if sources or spec.schedules else 0
+        pool = FunctionPool(spec, env, [str(d) for d in spec.layer_dirs], concurrency, nice)
         self.pools[spec.logical_id] = pool
         for route in spec.routes:
             self.gateway.add_route(route.method, route.path, pool)
@@ -129,7 +134,9 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         for pool in self.pools.values():
-            pool.warm(min(2, pool.max_workers))
+            pool.warm(self.options.warm)
+        for pool in self.pools.values():
+            pool.wait_warm(timeout=120)
         for source in self.event_sources:
             source.start()
         self._server = self.gateway.serve(self.options.host, self.options.port)
