@@ -1,12 +1,17 @@
-"""One local AWS endpoint: our SQS for `X-Amz-Target: AmazonSQS.*`, moto (DynamoDB, S3) for the rest.
+"""The local AWS endpoints: moto (DynamoDB, S3, and whatever else the template uses) in a process of
+its own, and our SQS in the local stack's process (where the event source mapping reads it).
 
-Functions reach it through the standard `AWS_ENDPOINT_URL`, so their code has no local branches.
+Functions reach them through the SDK's standard endpoint settings (`AWS_ENDPOINT_URL`, and
+`AWS_ENDPOINT_URL_SQS` for SQS), so their code has no local branches. moto gets its own process so
+its Python work (every batch write goes through it) does not hold the GIL the API gateway and the
+queue need.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import threading
 from typing import Any
 
@@ -74,30 +79,19 @@ def is_read(environ: dict) -> bool:
     return not target and environ.get("REQUEST_METHOD") in ("GET", "HEAD")  # S3
 
 
-class AwsEndpoint:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+class MotoApp:
+    """moto's WSGI app behind a read/write lock, with fault injection for tests."""
+
+    def __init__(self) -> None:
         from moto.server import DomainDispatcherApplication, create_backend_app
 
         from . import moto_patches
 
         moto_patches.install()
         self._moto = DomainDispatcherApplication(create_backend_app)
-        # moto is not thread-safe (lost ADD updates under concurrent requests): one request at a time.
-        self._moto_lock = ReadWriteLock()
-        self._server = make_server(host, port, self._app, threaded=True, request_handler=_QuietHandler)
-        self.url = f"http://{host}:{self._server.port}"
-        self.sqs = SqsService(self.url)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="aws-endpoint", daemon=True)
+        self._lock = ReadWriteLock()
         self._faults: list[dict] = []
         self._faults_lock = threading.Lock()
-
-    def start(self) -> AwsEndpoint:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def inject_fault(self, operation: str, code: str, count: int, status: int = 400) -> None:
         """Answer the next `count` calls of `operation` (e.g. "TransactWriteItems") with error `code`."""
@@ -113,7 +107,7 @@ class AwsEndpoint:
                     return fault
         return None
 
-    def _app(self, environ: dict, start_response) -> list[bytes]:
+    def __call__(self, environ: dict, start_response) -> list[bytes]:
         if environ.get("PATH_INFO") == "/_local/faults" and environ.get("REQUEST_METHOD") == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             self.inject_fault(**json.loads(environ["wsgi.input"].read(length)))
@@ -125,22 +119,72 @@ class AwsEndpoint:
             data = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{fault['code']}", "message": "injected"})
             start_response(f"{fault['status']} Injected", [("Content-Type", "application/x-amz-json-1.0")])
             return [data.encode()]
-        if target.startswith("AmazonSQS."):
-            return self._sqs(environ, start_response, target.split(".", 1)[1])
-        with self._moto_lock.reading() if is_read(environ) else self._moto_lock.writing():
+        with self._lock.reading() if is_read(environ) else self._lock.writing():
             return list(self._moto(environ, start_response))
 
-    def _sqs(self, environ: dict, start_response, operation: str) -> list[bytes]:
+
+def _serve_moto(host: str, port: int, conn) -> None:
+    server = make_server(host, port, MotoApp(), threaded=True, request_handler=_QuietHandler)
+    conn.send(server.port)
+    server.serve_forever()
+
+
+class SqsApp:
+    """Our SQS over boto3's JSON protocol (`X-Amz-Target: AmazonSQS.<Operation>`)."""
+
+    def __init__(self, sqs: SqsService) -> None:
+        self.sqs = sqs
+
+    def __call__(self, environ: dict, start_response) -> list[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
         length = int(environ.get("CONTENT_LENGTH") or 0)
         params = json.loads(environ["wsgi.input"].read(length) or b"{}")
         try:
-            status, body = "200 OK", self.sqs.handle(operation, params)
+            if not target.startswith("AmazonSQS."):
+                raise SqsError("UnsupportedOperation", "this endpoint serves SQS only")
+            status, body = "200 OK", self.sqs.handle(target.split(".", 1)[1], params)
         except SqsError as exc:
             status = f"{exc.status} Bad Request"
             body = {"__type": f"com.amazonaws.sqs#{exc.code}", "message": exc.message}
         except (KeyError, ValueError, TypeError) as exc:
             status, body = "400 Bad Request", {"__type": "com.amazonaws.sqs#InvalidAttributeValue", "message": str(exc)}
         data = json.dumps(body).encode()
-        headers = [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(data)))]
-        start_response(status, headers)
+        start_response(status, [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(data)))])
         return [data]
+
+
+class AwsEndpoint:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._moto_process = ctx.Process(target=_serve_moto, args=(host, 0, child), daemon=True, name="moto")
+        self._moto_process.start()
+        self._sqs_server = make_server(host, 0, SqsApp(SqsService("")), threaded=True, request_handler=_QuietHandler)
+        self.sqs_url = f"http://{host}:{self._sqs_server.port}"
+        self.sqs = self._sqs_server.app.sqs
+        self.sqs.base_url = self.sqs_url
+        if not parent.poll(120):
+            raise RuntimeError("moto did not start")
+        self.moto_url = f"http://{host}:{parent.recv()}"
+        self._thread = threading.Thread(target=self._sqs_server.serve_forever, name="sqs", daemon=True)
+
+    def start(self) -> AwsEndpoint:
+        self._thread.start()
+        return self
+
+    def environment(self) -> dict[str, str]:
+        """What a function needs to reach these endpoints through the SDK's standard settings."""
+        return {"AWS_ENDPOINT_URL": self.moto_url, "AWS_ENDPOINT_URL_SQS": self.sqs_url}
+
+    def client(self, service: str, **kwargs: Any):
+        import boto3
+
+        url = self.sqs_url if service == "sqs" else self.moto_url
+        credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local", "region_name": "us-east-1"}
+        return boto3.client(service, endpoint_url=url, **credentials, **kwargs)
+
+    def stop(self) -> None:
+        self._sqs_server.shutdown()
+        self._sqs_server.server_close()
+        self._moto_process.kill()
+        self._moto_process.join(timeout=5)

@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import boto3
 from botocore.config import Config
 
 from .aws import AwsEndpoint
@@ -23,7 +22,7 @@ from .samples import serve_sample
 from .template import REGION, Stack
 
 API_POOL_SIZE = 8
-BACKGROUND_NICE = 5
+BACKGROUND_NICE = 10
 
 
 @dataclass
@@ -49,12 +48,13 @@ class LocalStack:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.aws = AwsEndpoint(options.host).start()
-        credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local", "region_name": REGION}
-        client = lambda service: boto3.client(  # noqa: E731
-            service, endpoint_url=self.aws.url, config=Config(retries={"mode": "standard"}), **credentials
-        )
+        config = Config(retries={"mode": "standard"})
         self.stack = Stack(parameters=options.parameter_overrides, prefix="local")
-        self.stack.provision(client("dynamodb"), client("sqs"), client("s3"))
+        self.stack.provision(
+            self.aws.client("dynamodb", config=config),
+            self.aws.client("sqs", config=config),
+            self.aws.client("s3", config=config),
+        )
         if options.visibility_timeout is not None:
             for queue in self.aws.sqs.queues.values():
                 queue.attributes["VisibilityTimeout"] = str(options.visibility_timeout)
@@ -80,7 +80,7 @@ class LocalStack:
             env["STORE_MASTER_URI"] = str(Path(uri).expanduser().resolve())
         env.update(
             {
-                "AWS_ENDPOINT_URL": self.aws.url,
+                **self.aws.environment(),
                 "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_DEFAULT_REGION": REGION,
@@ -151,7 +151,7 @@ class LocalStack:
     def describe(self) -> str:
         lines = [
             f"API          {self.url}  (stage {self.stage}; try {self.url}/api/health)",
-            f"AWS endpoint {self.aws.url}  (moto DynamoDB/S3, local SQS)",
+            f"AWS endpoint {self.aws.moto_url}  (moto: DynamoDB, S3, ...; SQS at {self.aws.sqs_url})",
             f"Samples      {self.url}/samples/shelf.jpg",
         ]
         for route in self.gateway.routes:

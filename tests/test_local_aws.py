@@ -13,7 +13,7 @@ def dynamodb():
     endpoint = AwsEndpoint().start()
     client = boto3.client(
         "dynamodb",
-        endpoint_url=endpoint.url,
+        endpoint_url=endpoint.moto_url,
         region_name="us-east-1",
         aws_access_key_id="x",
         aws_secret_access_key="x",  # noqa: S106 - the local endpoint takes any

@@ -73,7 +73,7 @@ def test_boto3_speaks_to_it_over_http():
     try:
         sqs = boto3.client(
             "sqs",
-            endpoint_url=endpoint.url,
+            endpoint_url=endpoint.sqs_url,
             region_name="us-east-1",
             aws_access_key_id="x",
             aws_secret_access_key="x",  # noqa: S106
