@@ -22,6 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--visibility-timeout", type=float, help="seconds (default: the template's)")
     parser.add_argument("--warm", type=int, default=2, help="workers per function started before ready")
     parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE", help="extra function environment")
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="require this x-api-key on the routes the template keys (repeatable; default: no key checked)",
+    )
     args = parser.parse_args(argv)
 
     options = Options(
@@ -32,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         visibility_timeout=args.visibility_timeout,
         environment=dict(kv.split("=", 1) for kv in args.env),
         warm=args.warm,
+        api_keys=args.api_key,
     )
     stack = LocalStack(options).start()
     stopped = threading.Event()

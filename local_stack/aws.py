@@ -108,9 +108,13 @@ class MotoApp:
         return None
 
     def __call__(self, environ: dict, start_response) -> list[bytes]:
-        if environ.get("PATH_INFO") == "/_local/faults" and environ.get("REQUEST_METHOD") == "POST":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            self.inject_fault(**json.loads(environ["wsgi.input"].read(length)))
+        if environ.get("PATH_INFO") == "/_local/faults":
+            if environ.get("REQUEST_METHOD") == "DELETE":
+                with self._faults_lock:
+                    self._faults.clear()
+            else:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                self.inject_fault(**json.loads(environ["wsgi.input"].read(length)))
             start_response("204 No Content", [])
             return []
         target = environ.get("HTTP_X_AMZ_TARGET", "")

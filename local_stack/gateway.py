@@ -19,6 +19,8 @@ from .functions import FunctionPool, Invocation
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 MAX_LAMBDA_EVENT_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
+# What the template's GatewayResponses add to API Gateway's own errors.
+CORS_ALLOW_HEADERS = "Content-Type,x-api-key,Idempotency-Key"
 
 
 @dataclass
@@ -28,9 +30,10 @@ class Route:
     pool: FunctionPool
     pattern: re.Pattern
     rank: tuple
+    api_key_required: bool = False
 
     @classmethod
-    def build(cls, method: str, resource: str, pool: FunctionPool) -> Route:
+    def build(cls, method: str, resource: str, pool: FunctionPool, api_key_required: bool = False) -> Route:
         parts, rank = [], []
         for segment in resource.strip("/").split("/") if resource.strip("/") else []:
             if segment.endswith("+}"):
@@ -43,17 +46,32 @@ class Route:
                 parts.append(re.escape(segment))
                 rank.append(0)
         pattern = re.compile("^/" + "/".join(parts) + "/*$")
-        return cls(method.upper(), resource, pool, pattern, tuple(rank))
+        return cls(method.upper(), resource, pool, pattern, tuple(rank), api_key_required)
 
 
 class Gateway:
-    def __init__(self, stage: str, extra_get: dict[str, Callable[[str], tuple[int, str, bytes] | None]]) -> None:
+    def __init__(
+        self,
+        stage: str,
+        extra_get: dict[str, Callable[[str], tuple[int, str, bytes] | None]],
+        *,
+        api_keys: frozenset[str] = frozenset(),
+        cors_allow_origin: str = "*",
+    ) -> None:
         self.stage = stage
         self.routes: list[Route] = []
         self.extra_get = extra_get  # path prefix -> handler(path) for things the local stack serves itself
+        # Empty: no key is checked (as a stage without a usage plan); else routes that require a key
+        # answer 403 {"error": "Forbidden"} without one of these in x-api-key, as API Gateway does.
+        self.api_keys = api_keys
+        self.error_headers = {
+            "Content-Type": "application/json",
+            "Access-Control-Allow-Origin": cors_allow_origin,
+            "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+        }
 
-    def add_route(self, method: str, resource: str, pool: FunctionPool) -> None:
-        self.routes.append(Route.build(method, resource, pool))
+    def add_route(self, method: str, resource: str, pool: FunctionPool, api_key_required: bool = False) -> None:
+        self.routes.append(Route.build(method, resource, pool, api_key_required))
         self.routes.sort(key=lambda r: r.rank)
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str] | None, bool]:
@@ -136,7 +154,7 @@ class Gateway:
         length = int(req.headers.get("Content-Length") or 0)
         if length > MAX_REQUEST_BYTES:
             req.rfile.read(length)
-            return _send(req, 413, {"Content-Type": "application/json"}, _error("request body too large"))
+            return _send(req, 413, self.error_headers, _error("request body too large"))
         body = req.rfile.read(length) if length else b""
         if method == "GET":
             for prefix, serve in self.extra_get.items():
@@ -148,16 +166,18 @@ class Gateway:
         route, params, _ = self.match(method, url.path)
         if route is None:
             # API Gateway REST answers an unknown resource or method with 403 "Missing Authentication Token".
-            return _send(req, 403, {"Content-Type": "application/json"}, _error("Missing Authentication Token"))
+            return _send(req, 403, self.error_headers, _error("Missing Authentication Token"))
+        if route.api_key_required and self.api_keys and req.headers.get("x-api-key") not in self.api_keys:
+            return _send(req, 403, self.error_headers, _error("Forbidden"))
         event = self.event(
             route, params, method, url.path, url.query, list(req.headers.items()), body, req.client_address[0]
         )
         if len(json.dumps(event)) > MAX_LAMBDA_EVENT_BYTES:
-            return _send(req, 413, {"Content-Type": "application/json"}, _error("request body too large"))
+            return _send(req, 413, self.error_headers, _error("request body too large"))
         result: Invocation = route.pool.invoke(event)
         if not result.ok or not isinstance(result.payload, dict) or "statusCode" not in result.payload:
             # What API Gateway answers when the integration fails.
-            return _send(req, 502, {"Content-Type": "application/json"}, _error("Internal server error"))
+            return _send(req, 502, self.error_headers, _error("Internal server error"))
         response = result.payload
         headers = dict(response.get("headers") or {})
         for key, values in (response.get("multiValueHeaders") or {}).items():

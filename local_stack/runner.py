@@ -68,6 +68,26 @@ class RunningStack:
         )
         response.raise_for_status()
 
+    def clear_faults(self) -> None:
+        requests.delete(f"{self.aws_url}/_local/faults", timeout=5).raise_for_status()
+
+    def sqs_client(self):
+        """boto3 SQS client of the local stack's queues (their URLs are in the stack's log)."""
+        import boto3
+
+        sqs_url = next(
+            line.rsplit("SQS at ", 1)[1].rstrip(")")
+            for line in self.log.read_text().splitlines()
+            if line.startswith("AWS endpoint")
+        )
+        return boto3.client(
+            "sqs",
+            endpoint_url=sqs_url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - the local endpoint takes any
+        )
+
     def stop(self) -> None:
         self.process.terminate()
         try:

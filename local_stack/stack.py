@@ -20,6 +20,8 @@ from .functions import FunctionPool
 from .gateway import Gateway
 from .samples import serve_sample
 from .template import REGION, Stack
+from .topics import PREFIX as TOPICS_PREFIX
+from .topics import TopicInbox
 
 API_POOL_SIZE = 8
 BACKGROUND_NICE = 10
@@ -34,6 +36,7 @@ class Options:
     visibility_timeout: float | None = None  # default: the template's VisibilityTimeout
     warm: int = 2  # workers started per function before the stack reports ready
     environment: dict[str, str] = field(default_factory=dict)  # extra function env (after passthrough)
+    api_keys: list[str] = field(default_factory=list)  # when set, routes that require a key check x-api-key
 
 
 def parse_rate(expression: str) -> float | None:
@@ -54,12 +57,22 @@ class LocalStack:
             self.aws.client("dynamodb", config=config),
             self.aws.client("sqs", config=config),
             self.aws.client("s3", config=config),
+            self.aws.client("sns", config=config),
         )
+        # SNS topics (e.g. JobEventsTopic) are readable at GET /_local/topics/<LogicalId>.
+        self.topics = TopicInbox(options.host)
+        for logical in self.stack.of_type("AWS::SNS::Topic"):
+            self.topics.subscribe(self.aws.client("sns", config=config), logical, self.stack.refs[logical])
         if options.visibility_timeout is not None:
             for queue in self.aws.sqs.queues.values():
                 queue.attributes["VisibilityTimeout"] = str(options.visibility_timeout)
         self.stage = self.stack.parameters.get("Stage", "local")
-        self.gateway = Gateway(self.stage, {"/samples/": serve_sample})
+        self.gateway = Gateway(
+            self.stage,
+            {"/samples/": serve_sample, TOPICS_PREFIX: self.topics.serve},
+            api_keys=frozenset(options.api_keys),
+            cors_allow_origin=str(self.stack.parameters.get("CorsAllowOrigin", "*")),
+        )
         self.pools: dict[str, FunctionPool] = {}
         self.event_sources: list[SqsEventSource] = []
         self._stop = threading.Event()
@@ -105,7 +118,7 @@ class LocalStack:
         pool = FunctionPool(spec, env, [str(d) for d in spec.layer_dirs], concurrency, nice)
         self.pools[spec.logical_id] = pool
         for route in spec.routes:
-            self.gateway.add_route(route.method, route.path, pool)
+            self.gateway.add_route(route.method, route.path, pool, route.api_key_required)
         for source in sources:
             queue = self.aws.sqs.queue_by_url(self.stack.refs[source.queue])
             self.event_sources.append(
@@ -153,6 +166,7 @@ class LocalStack:
             f"API          {self.url}  (stage {self.stage}; try {self.url}/api/health)",
             f"AWS endpoint {self.aws.moto_url}  (moto: DynamoDB, S3, ...; SQS at {self.aws.sqs_url})",
             f"Samples      {self.url}/samples/shelf.jpg",
+            f"SNS topics   {self.url}{TOPICS_PREFIX}<LogicalId>  (messages moto delivered, e.g. JobEventsTopic)",
         ]
         for route in self.gateway.routes:
             lines.append(f"  {route.method:6} {route.resource:28} -> {route.pool.spec.logical_id}")
@@ -173,4 +187,5 @@ class LocalStack:
             self._server.server_close()
         for pool in self.pools.values():
             pool.stop()
+        self.topics.stop()
         self.aws.stop()

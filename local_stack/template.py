@@ -50,6 +50,7 @@ class ApiRoute:
     function: str
     path: str
     method: str
+    api_key_required: bool = False  # the event's Auth.ApiKeyRequired, else its API's
 
 
 @dataclass
@@ -125,7 +126,16 @@ class Stack:
         return str(self.resolve({"Ref": name}))
 
     # -- provisioning ---------------------------------------------------------------------
-    def provision(self, dynamodb: Any, sqs: Any, s3: Any | None = None) -> Stack:
+    def provision(self, dynamodb: Any, sqs: Any, s3: Any | None = None, sns: Any | None = None) -> Stack:
+        for logical in self.of_type("AWS::SNS::Topic"):
+            # Without an SNS client the ARN is still known (functions' environment names it).
+            name = f"{self.prefix}-{logical}"
+            arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}"
+            if sns is not None:
+                arn = sns.create_topic(Name=name)["TopicArn"]
+            self.refs[logical] = arn
+            self.attrs[(logical, "TopicName")] = name
+            self.attrs[(logical, "TopicArn")] = arn
         for logical, res in self.of_type("AWS::DynamoDB::Table").items():
             self._create_table(dynamodb, logical, res["Properties"])
         queues = self.of_type("AWS::SQS::Queue")
@@ -175,6 +185,11 @@ class Stack:
         self.attrs[(logical, "QueueUrl")] = url
 
     # -- functions ------------------------------------------------------------------------
+    def _api_key_required(self, event_properties: dict) -> bool:
+        api = self.resources.get((event_properties.get("RestApiId") or {}).get("Ref", ""), {})
+        default = api.get("Properties", {}).get("Auth", {}).get("ApiKeyRequired", False)
+        return bool(event_properties.get("Auth", {}).get("ApiKeyRequired", default))
+
     def functions(self, resolve_environment: bool = True) -> dict[str, FunctionSpec]:
         """The template's functions; environment values resolved once resources are provisioned."""
         globals_ = self.template.get("Globals", {}).get("Function", {})
@@ -198,7 +213,7 @@ class Stack:
             for event in props.get("Events", {}).values():
                 ev = event.get("Properties", {})
                 if event["Type"] == "Api":
-                    spec.routes.append(ApiRoute(logical, ev["Path"], ev["Method"].upper()))
+                    spec.routes.append(ApiRoute(logical, ev["Path"], ev["Method"].upper(), self._api_key_required(ev)))
                 elif event["Type"] in ("Schedule", "ScheduleV2"):
                     spec.schedules.append(ev.get("Schedule") or ev.get("ScheduleExpression"))
                 elif event["Type"] == "SQS":

@@ -4,6 +4,9 @@ Examples:
   python -m retail_pulse_cli submit examples/sample_job.json --wait
   python -m retail_pulse_cli --base-url https://abc.execute-api.us-east-1.amazonaws.com/prod status JOB_ID
   python -m retail_pulse_cli results JOB_ID --all > results.json
+  python -m retail_pulse_cli list --status ongoing
+  python -m retail_pulse_cli cancel JOB_ID
+  python -m retail_pulse_cli retry JOB_ID --wait
 """
 
 from __future__ import annotations
@@ -48,6 +51,24 @@ class Client:
     def status(self, job_id: str) -> dict:
         return self._call("GET", "/api/status", params={"jobid": job_id})
 
+    def jobs(self, status: str | None = None, limit: int = 100):
+        """Every job (of `status`), newest first, following the pages."""
+        token = None
+        while True:
+            params = {"limit": limit, "status": status, "next_token": token}
+            params = {key: value for key, value in params.items() if value is not None}
+            page = self._call("GET", "/api/jobs", params=params)
+            yield from page["jobs"]
+            token = page.get("next_token")
+            if not token:
+                return
+
+    def cancel(self, job_id: str) -> dict:
+        return self._call("POST", "/api/jobs/cancel", params={"jobid": job_id})
+
+    def retry(self, job_id: str) -> dict:
+        return self._call("POST", "/api/jobs/retry", params={"jobid": job_id})
+
     def results(self, job_id: str, limit: int = 1000):
         token = None
         while True:
@@ -77,7 +98,11 @@ def wait_with_progress(client: Client, job_id: str, interval: float, out=sys.std
 def print_summary(status: dict, out=sys.stdout) -> None:
     p = status["progress"]
     print(f"job {status['job_id']}: {status['status']}", file=out)
-    print(f"  images {p['total']}, succeeded {p['succeeded']}, failed {p['failed']}", file=out)
+    cancelled = f", cancelled {p['cancelled']}" if p.get("cancelled") is not None else ""
+    print(f"  images {p['total']}, succeeded {p['succeeded']}, failed {p['failed']}{cancelled}", file=out)
+    for link, label in (("retry_of", "retry of"), ("retried_by", "retried by")):
+        if status.get(link):
+            print(f"  {label} job {status[link]}", file=out)
     print(f"  created {status['created_at']}, finished {status.get('finished_at') or '-'}", file=out)
     for entry in status.get("error", []):
         print(f"  store {entry['store_id']}: {entry['error']}", file=out)
@@ -85,6 +110,28 @@ def print_summary(status: dict, out=sys.stdout) -> None:
         print("  (more stores failed; errors truncated)", file=out)
     if status.get("reason"):
         print(f"  reason: {status['reason']}", file=out)
+
+
+def run_lifecycle_command(client: Client, args: argparse.Namespace) -> int:
+    """list / cancel / retry."""
+    if args.command == "list":
+        for count, job in enumerate(client.jobs(args.status), start=1):
+            p = job["progress"]
+            print(f"{job['job_id']}  {job['status']:9}  {p['processed']}/{p['total']}  {job['created_at']}")
+            if count == args.limit:
+                break
+        return 0
+    if args.command == "cancel":
+        print_summary(client.cancel(args.job_id))
+        return 0
+    accepted = client.retry(args.job_id)
+    print(f"retrying as job {accepted['job_id']} ({accepted['total']} images)", file=sys.stderr)
+    if not args.wait:
+        print(accepted["job_id"])
+        return 0
+    final = wait_with_progress(client, accepted["job_id"], args.interval)
+    print_summary(final)
+    return 0 if final["status"] == "completed" else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--interval", type=float, default=1.0)
     results = commands.add_parser("results", help="a job's results as JSON lines")
     results.add_argument("job_id")
+    listing = commands.add_parser("list", help="jobs, newest first, one line each")
+    listing.add_argument("--status", choices=["ongoing", "completed", "failed", "cancelled"])
+    listing.add_argument("--limit", type=int, default=20, help="at most this many jobs (0: all)")
+    cancel = commands.add_parser("cancel", help="cancel an ongoing job")
+    cancel.add_argument("job_id")
+    retry = commands.add_parser("retry", help="retry the failed images of an ended job as a new job")
+    retry.add_argument("job_id")
+    retry.add_argument("--wait", action="store_true", help="show progress until the new job ends")
+    retry.add_argument("--interval", type=float, default=1.0)
     args = parser.parse_args(argv)
 
     client = Client(args.base_url, args.api_key)
@@ -123,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             final = wait_with_progress(client, args.job_id, args.interval) if args.wait else client.status(args.job_id)
             print_summary(final)
             return 0
+        if args.command in ("list", "cancel", "retry"):
+            return run_lifecycle_command(client, args)
         for result in client.results(args.job_id):
             print(json.dumps(result))
         return 0

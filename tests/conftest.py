@@ -104,15 +104,20 @@ class Handlers:
         self.status = load_function("status")
         self.process_image = load_function("process_image")
         self.reports = load_function("reports")
+        self.jobs = load_function("jobs")
+        self.dead_letter = load_function("dead_letter")
+        self.stall_sweeper = load_function("stall_sweeper")
         self.queue_url = stack.refs["ImageQueue"]
         self.queue_arn = stack.attrs[("ImageQueue", "Arn")]
         self.dlq_url = stack.refs["ImageDeadLetterQueue"]
+        self.dlq_arn = stack.attrs[("ImageDeadLetterQueue", "Arn")]
 
     def reset_caches(self) -> None:
         settings_module.get_settings.cache_clear()
         store_master_source.clear_cache()
-        for module in (self.submit, self.status, self.process_image, self.reports):
-            for name in ("dependencies", "jobs", "reports"):
+        modules = (self.submit, self.status, self.process_image, self.reports, self.jobs)
+        for module in (*modules, self.dead_letter, self.stall_sweeper):
+            for name in ("dependencies", "jobs", "reports", "notifier", "queue", "idempotent_submit", "specs"):
                 if hasattr(module, name):
                     getattr(module, name).cache_clear()
 
@@ -123,6 +128,8 @@ class Handlers:
         module = self.submit if path.rstrip("/") == "/api/submit" else self.status
         if path.startswith(REPORTS_PATHS):
             module = self.reports
+        if path.startswith("/api/jobs"):
+            module = self.jobs
         response = module.lambda_handler(event, LambdaContext())
         return response["statusCode"], json.loads(response["body"])
 
@@ -195,7 +202,7 @@ def stack(aws_env, monkeypatch):
 
     with mock_aws():
         sqs = boto3.client("sqs")
-        built = Stack().provision(boto3.client("dynamodb"), sqs, boto3.client("s3"))
+        built = Stack().provision(boto3.client("dynamodb"), sqs, boto3.client("s3"), boto3.client("sns"))
         env = {}
         for spec in built.functions().values():
             env.update(spec.environment)
@@ -206,6 +213,8 @@ def stack(aws_env, monkeypatch):
                 # moto is not thread-safe in-process; the parallel send path is covered by the local stack.
                 "ENQUEUE_CONCURRENCY": "1",
                 "DOWNLOAD_READ_TIMEOUT_S": "1",
+                # The image server of these tests listens on 127.0.0.1, which the cloud refuses (SSRF).
+                "ALLOW_PRIVATE_IMAGE_HOSTS": "true",
             }
         )
         for key, value in env.items():
@@ -214,6 +223,38 @@ def stack(aws_env, monkeypatch):
         handlers.reset_caches()
         yield handlers
         handlers.reset_caches()
+
+
+SIGNING_SECRET = "test-signing-secret"  # noqa: S105 - a test key
+
+
+@pytest.fixture
+def lifecycle(stack, monkeypatch):
+    """The stack with a signing secret, and an SQS queue subscribed to the job events topic."""
+    monkeypatch.setenv("CALLBACK_SIGNING_SECRET", SIGNING_SECRET)
+    stack.reset_caches()
+    sqs = boto3.client("sqs")
+    inbox = sqs.create_queue(QueueName="job-events-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(
+        TopicArn=stack.stack.refs["JobEventsTopic"],
+        Protocol="sqs",
+        Endpoint=inbox_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+
+    def events() -> list[dict]:
+        out = []
+        while True:
+            got = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return out
+            for m in got:
+                out.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=inbox, ReceiptHandle=m["ReceiptHandle"])
+
+    stack.events = events
+    return stack
 
 
 # -- images over real HTTP -------------------------------------------------------------------
@@ -274,3 +315,10 @@ def image_server():
     server = ImageServer()
     yield server
     server.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """RELIABILITY.md from what the fault and attack tests recorded (tests/reliability.py)."""
+    import reliability
+
+    reliability.write_report()

@@ -23,7 +23,7 @@ def test_document_describes_every_route_with_its_error_responses():
     document = json.loads((ROOT / "openapi.json").read_text())
     paths = document["paths"]
     submit = paths["/api/submit"]["post"]
-    assert sorted(submit["responses"]) == ["201", "400", "413", "503"]
+    assert sorted(submit["responses"]) == ["201", "400", "409", "413", "503"]
     body = submit["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["count", "visits"]
     assert body["properties"]["visits"]["items"]["required"] == ["store_id", "image_url", "visit_time"]

@@ -21,7 +21,7 @@ class FakeJobs:
     def __init__(self):
         self.created, self.failed = [], []
 
-    def create_job(self, job_id, total, ended_at_submit, created_at, expires_at):
+    def create_job(self, job_id, total, ended_at_submit, created_at, expires_at, *, callback_url=None, retry_of=None):
         self.created.append((job_id, total, list(ended_at_submit)))
 
     def mark_failed(self, job_id, reason, finished_at):

@@ -13,6 +13,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from retail_pulse.dynamodb_jobs import DynamoJobRepository
 from retail_pulse.imaging import ImageDownloader
+from retail_pulse.job_events import notifier_from_settings
+from retail_pulse.logic.notify import Notifier, notify_ended_jobs
 from retail_pulse.logic.process import ProcessedBatch, process_images
 from retail_pulse.models import ImageTask
 from retail_pulse.settings import Settings, get_settings
@@ -35,11 +37,24 @@ class BatchNotRecorded(Exception):
     pass
 
 
+class NoticeNotPublished(Exception):
+    pass
+
+
+@lru_cache(maxsize=1)
+def notifier() -> Notifier:
+    return notifier_from_settings(get_settings())
+
+
 @lru_cache(maxsize=1)
 def dependencies() -> tuple[Settings, DynamoJobRepository, ImageDownloader, ThreadPoolExecutor]:
     settings = get_settings()
     downloader = ImageDownloader(
-        settings.download_connect_timeout_s, settings.download_read_timeout_s, settings.max_image_bytes
+        settings.download_connect_timeout_s,
+        settings.download_read_timeout_s,
+        settings.max_image_bytes,
+        allow_private=settings.allow_private_image_hosts,
+        attempts=settings.download_attempts,
     )
     pool = ThreadPoolExecutor(max_workers=settings.process_concurrency, thread_name_prefix="image")
     return settings, DynamoJobRepository(settings.jobs_table_name), downloader, pool
@@ -63,6 +78,26 @@ def record_outcome(batch: ProcessedBatch) -> None:
     for job in batch.finished_jobs:
         logger.info("job finished", extra={"job_id": job.job_id, "status": job.status, "duration_ms": job.duration_ms})
         metrics.add_metric(name="JobDuration", unit=MetricUnit.Milliseconds, value=job.duration_ms)
+
+
+def send_notices(batch: ProcessedBatch) -> bool:
+    """Completion notices of the jobs this batch ended, and of ended jobs it met that still owe one."""
+    finished = [job.job_id for job in batch.finished_jobs]
+    if not finished and not batch.notices_owed:
+        return True
+    _, jobs, _, _ = dependencies()
+    try:
+        outcomes = notify_ended_jobs(finished, batch.notices_owed, jobs=jobs, notifier=notifier())
+    except Exception:
+        logger.exception("sending job notices failed; SQS will redeliver the batch to retry them")
+        return False
+    for outcome in outcomes:
+        extra = {"job_id": outcome.job_id, "callback": outcome.callback}
+        if outcome.complete:
+            logger.info("job notice sent", extra=extra)
+        else:
+            logger.error("job notice not published", extra={**extra, "error": outcome.topic_error})
+    return all(outcome.complete for outcome in outcomes)
 
 
 @logger.inject_lambda_context
@@ -91,11 +126,15 @@ def lambda_handler(event: dict, context) -> dict:
         # Metrics count the work of recorded batches; an image redelivered after a crash is counted
         # again here (rare), while the job's own counters stay exact.
         record_outcome(batch)
+    notices_published = not recorded or send_notices(batch)
 
     def record_handler(record: SQSRecord) -> None:
         if record.message_id not in tasks:
             raise MalformedMessage(record.message_id)
         if not recorded:
             raise BatchNotRecorded(record.message_id)
+        if not notices_published:
+            # The results are recorded; the redelivery only retries the notice (logic/notify.py).
+            raise NoticeNotPublished(record.message_id)
 
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

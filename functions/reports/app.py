@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 
-from retail_pulse.api import json_response, register_error_handlers
+from retail_pulse.api import api_cors, json_response, register_error_handlers
 from retail_pulse.dynamodb_reports import DynamoReportRepository
 from retail_pulse.logic.reports import (
     DEFAULT_VISIT_PAGE,
@@ -26,7 +26,7 @@ from retail_pulse.store_master_source import load_store_master
 
 logger = Logger()
 tracer = Tracer()
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 
 Area = Annotated[str, Query(description="An AreaCode of the Store Master.")]

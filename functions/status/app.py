@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 
-from retail_pulse.api import json_response, register_error_handlers
+from retail_pulse.api import api_cors, json_response, register_error_handlers
 from retail_pulse.api_docs import SWAGGER_ASSETS, document_for, stage_prefix, swagger_asset, swagger_page
 from retail_pulse.api_schema import ErrorBody, Health, JobStatus, ResultsPage, json_content
 from retail_pulse.dynamodb_jobs import DynamoJobRepository
@@ -25,7 +25,7 @@ ASSET_CACHE_CONTROL = "public, max-age=86400"
 
 logger = Logger()
 tracer = Tracer()
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 
 BAD_REQUEST = json_content(ErrorBody, "Missing or unknown `jobid`, or a bad parameter: `<field>: <problem>`.")

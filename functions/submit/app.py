@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from retail_pulse.api import json_response, register_error_handlers
+from retail_pulse.api import api_cors, json_response, register_error_handlers
 from retail_pulse.api_schema import (
     EnqueueFailedBody,
     ErrorBody,
@@ -20,7 +20,9 @@ from retail_pulse.api_schema import (
     json_content,
 )
 from retail_pulse.dynamodb_jobs import DynamoJobRepository
+from retail_pulse.idempotency import IdempotentSubmit
 from retail_pulse.logic.submit import submit_job
+from retail_pulse.s3_job_specs import S3JobSpecStore
 from retail_pulse.settings import Settings, get_settings
 from retail_pulse.sqs_queue import SqsImageQueue
 from retail_pulse.store_master_source import load_store_master
@@ -32,18 +34,29 @@ metrics = Metrics()  # namespace from POWERTOOLS_METRICS_NAMESPACE
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 # REST API: "/api/submit/" resolves here too, as API Gateway routes it. The body is checked by
 # retail_pulse.validation (its errors name the exact field); validation here covers parameters.
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 
 
 @lru_cache(maxsize=1)
-def dependencies() -> tuple[Settings, DynamoJobRepository, SqsImageQueue]:
+def dependencies() -> tuple[Settings, DynamoJobRepository, SqsImageQueue, S3JobSpecStore]:
     settings = get_settings()
     return (
         settings,
         DynamoJobRepository(settings.jobs_table_name),
         SqsImageQueue(settings.image_queue_url, settings.enqueue_concurrency),
+        S3JobSpecStore(settings.data_bucket_name),
     )
+
+
+@lru_cache(maxsize=1)
+def idempotent_submit() -> IdempotentSubmit:
+    def submit_body(body: str | None) -> dict:
+        settings, jobs, queue, specs = dependencies()
+        stores = load_store_master(settings.effective_store_master_uri)
+        return submit_job(body, settings=settings, jobs=jobs, queue=queue, stores=stores, specs=specs)
+
+    return IdempotentSubmit(get_settings().idempotency_table_name, submit_body)
 
 
 @app.post(
@@ -54,14 +67,15 @@ def dependencies() -> tuple[Settings, DynamoJobRepository, SqsImageQueue]:
     responses={
         201: json_content(SubmitAccepted, "Accepted; follow `status_url`."),
         400: json_content(ErrorBody, "Bad input: `<field path>: <problem>`, e.g. `visits[2].image_url[0]: ...`."),
+        409: json_content(ErrorBody, "The Idempotency-Key header was used with another body (or is in progress)."),
         413: json_content(ErrorBody, "More images than MAX_IMAGES_PER_JOB."),
         503: json_content(EnqueueFailedBody, "The images could not be enqueued; the job is marked failed."),
     },
 )
 def submit():
-    settings, jobs, queue = dependencies()
-    stores = load_store_master(settings.effective_store_master_uri)
-    accepted = submit_job(app.current_event.decoded_body, settings=settings, jobs=jobs, queue=queue, stores=stores)
+    event = app.current_event
+    key = next((v for k, v in (event.headers or {}).items() if k.lower() == "idempotency-key"), None)
+    accepted = idempotent_submit()(key, event.decoded_body, app.lambda_context)
     logger.info("job accepted", extra={"job_id": accepted["job_id"], "images": accepted["total"]})
     metrics.add_metric(name="SubmitSize", unit=MetricUnit.Count, value=accepted["total"])
     return json_response(201, accepted)

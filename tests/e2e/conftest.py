@@ -6,6 +6,8 @@ import pytest
 
 from local_stack.runner import start_local_stack
 
+CALLBACK_SIGNING_SECRET = "e2e-signing-secret"  # noqa: S105 - signs the local stack's job callbacks
+
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory):
@@ -16,6 +18,8 @@ def local_stack(tmp_path_factory):
         "2",
         "--max-concurrency",
         "4",
+        "--parameter-overrides",
+        f"CallbackSigningSecret={CALLBACK_SIGNING_SECRET}",
         "--env",
         "PROCESSING_DELAY_MIN_S=0",
         "PROCESSING_DELAY_MAX_S=0.02",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import make_image
+from reliability import record
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +92,38 @@ def test_a_batch_whose_handler_fails_once_is_retried_and_counted_once(local_stac
     assert job["status"] == "completed"
     assert job["progress"] == {"total": 2, "processed": 2, "succeeded": 2, "failed": 0}
     assert len(local_stack.results(job_id)) == 2
+    record("Local stack: a batch's write refused (throttled) once, retried by SQS", cases=2)
 
 
 def test_samples_are_served(local_stack):
     response = local_stack.get("/samples/shelf.jpg")
     assert response.status_code == 200 and response.headers["Content-Type"] == "image/jpeg"
     assert local_stack.get("/samples/none.jpg").status_code == 404
+
+
+def test_a_message_that_keeps_failing_reaches_the_dlq_and_the_job_still_finishes(local_stack, urls):
+    # Every write of process_image is refused until the message has been received maxReceiveCount
+    # times and moved to the DLQ; then the DLQ consumer records the image as failed.
+    local_stack.inject_fault("TransactWriteItems", "ProvisionedThroughputExceededException", count=10_000)
+    try:
+        job_id = local_stack.submit(
+            [{"store_id": "RP00010", "image_url": [urls["png"]], "visit_time": "2024-03-15T10:00:00Z"}]
+        )
+        sqs = local_stack.sqs_client()
+        dlq = next(url for url in sqs.list_queues()["QueueUrls"] if url.endswith("DeadLetterQueue"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+            if int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the message never reached the DLQ")
+        assert local_stack.get("/api/status", jobid=job_id).json()["status"] == "ongoing"
+    finally:
+        local_stack.clear_faults()
+    job = local_stack.wait(job_id, timeout=30)
+    assert job["status"] == "failed"
+    assert job["progress"] == {"total": 1, "processed": 1, "succeeded": 0, "failed": 1}
+    assert "dead-letter" in job["error"][0]["error"]
+    record("Local stack: writes refused until the message reached the DLQ", cases=1)

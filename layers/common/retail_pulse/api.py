@@ -5,10 +5,44 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from .errors import DomainError
+from .settings import get_settings
+
+# Request headers a browser may send to the API (Powertools adds Content-Type, X-Api-Key and AWS's own).
+CORS_ALLOW_HEADERS = ["Content-Type", "x-api-key", "Idempotency-Key"]
+CORS_MAX_AGE_S = 600
+
+
+class ConfiguredCors(CORSConfig):
+    """Powertools CORS whose allowed origin is the `CORS_ALLOW_ORIGIN` setting ("*" or one origin).
+
+    Resolvers are built at import, and settings are read on first use, not at import: so the origin
+    is looked up per request here instead of being fixed in the constructor.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(allow_headers=CORS_ALLOW_HEADERS, max_age=CORS_MAX_AGE_S)
+
+    def allowed_origin(self, extracted_origin: str | None) -> str | None:
+        if not extracted_origin:
+            return None
+        configured = get_settings().cors_allow_origin
+        if configured == "*":
+            return "*"
+        return extracted_origin if extracted_origin == configured else None
+
+    def headers_for(self, origin: str | None) -> dict[str, str]:
+        """The CORS headers of a response to a request from `origin` (none when it is not allowed)."""
+        allowed = self.allowed_origin(origin)
+        return self.to_dict(allowed) if allowed else {}
+
+
+def api_cors() -> ConfiguredCors:
+    """The CORS configuration every API resolver uses: `APIGatewayRestResolver(cors=api_cors(), ...)`."""
+    return ConfiguredCors()
 
 
 def json_response(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
@@ -55,4 +89,6 @@ def register_error_handlers(app: APIGatewayRestResolver, logger) -> None:
     @app.not_found
     def _not_found(_exc: Exception) -> Response:
         event = app.current_event
-        return json_response(404, {"error": f"no route for {event.http_method} {event.path}"})
+        # Powertools adds CORS headers to routed responses only; this one has no route.
+        cors = api_cors().headers_for(event.headers.get("Origin") if event.headers else None)
+        return json_response(404, {"error": f"no route for {event.http_method} {event.path}"}, headers=cors)

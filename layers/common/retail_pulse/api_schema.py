@@ -34,6 +34,11 @@ class VisitIn(BaseModel):
 class SubmitRequest(BaseModel):
     count: int = Field(description="Must equal the number of visits.")
     visits: list[VisitIn] = Field(min_length=1)
+    callback_url: str | None = Field(
+        default=None,
+        description="Absolute http(s) URL POSTed once when the job ends (the job event), signed with "
+        "`X-Retail-Pulse-Signature: sha256=<hex HMAC-SHA256 of the body>`.",
+    )
 
 
 class SubmitAccepted(ResponseBody):
@@ -44,9 +49,12 @@ class SubmitAccepted(ResponseBody):
 
 class Progress(ResponseBody):
     total: int
-    processed: int
+    processed: int = Field(description="succeeded + failed (+ cancelled); equals total once the job ended.")
     succeeded: int
     failed: int
+    cancelled: int | None = Field(
+        default=None, description="Present on cancelled jobs: images not ended when the job was cancelled."
+    )
 
 
 class StoreError(ResponseBody):
@@ -54,8 +62,11 @@ class StoreError(ResponseBody):
     error: str = Field(description="That store's first failure.")
 
 
+JobStatusName = Literal["ongoing", "completed", "failed", "cancelled"]
+
+
 class JobStatus(ResponseBody):
-    status: Literal["ongoing", "completed", "failed"]
+    status: JobStatusName
     job_id: str
     progress: Progress
     created_at: str
@@ -63,6 +74,26 @@ class JobStatus(ResponseBody):
     error: list[StoreError] | None = Field(default=None, description="Present when something failed; at most 1,000.")
     error_truncated: bool | None = Field(default=None, description="Present (true) when `error` was cut at 1,000.")
     reason: str | None = Field(default=None, description="Why the whole job failed (e.g. enqueueing failed).")
+    retry_of: str | None = Field(default=None, description="Present on a retry job: the job it retries.")
+    retried_by: str | None = Field(default=None, description="Present once retried: the retry job's id.")
+
+
+class JobListEntry(ResponseBody):
+    job_id: str
+    status: JobStatusName
+    progress: Progress
+    created_at: str
+    finished_at: str | None
+    retry_of: str | None = Field(default=None, description="Present on a retry job: the job it retries.")
+
+
+class JobsPage(ResponseBody):
+    jobs: list[JobListEntry] = Field(description="Newest first.")
+    next_token: str | None = Field(description="Pass back for the next page; null on the last page.")
+
+
+class RetryAccepted(SubmitAccepted):
+    retry_of: str = Field(description="The job whose failed images this new job holds.")
 
 
 class ImageResultBody(ResponseBody):

@@ -4,6 +4,10 @@ Key design (single table, pk/sk strings):
   job item     pk=JOB#<id>  sk=JOB             counters, status, times: status is one GetItem
   result item  pk=JOB#<id>  sk=IMG#<index:08>  one per ended image: results page in submission order
   store error  pk=JOB#<id>  sk=ERR#<store_id>  first failure per store, read with one bounded Query
+Job items also carry the keys of two sparse KEYS_ONLY GSIs (no other item has them):
+  JobsByCreatedAt  job_list="JOB" / job_list_sk=<created_at>#<id>   every job, newest first
+  JobsByStatus     status / created_at                            jobs of one status (results have a
+                                                                   status but no created_at: not indexed)
 Every item carries `expires_at` (the table's TTL attribute). Results of stores in the Store Master
 also carry the visit-index GSI keys, and each batch's transaction ADDs to the report counters
 (see dynamodb_reports.py: those items have no TTL).
@@ -16,18 +20,21 @@ rest is retried, so counters move once per image however often SQS delivers it.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
+from .dynamodb_items import from_item as _de
+from .dynamodb_items import to_item as _ser
 from .dynamodb_reports import report_updates, visit_index_attributes
-from .models import FinishedJob, ImageResult, ImageTask, Job
-from .validation import utc_now
+from .models import FinishedJob, ImageResult, ImageTask, Job, JobState
+from .validation import format_utc, utc_now
 
 MAX_STORE_ERRORS = 1000
 RESULT_PREFIX = "IMG#"
@@ -38,9 +45,12 @@ ERROR_TEXT_LIMIT = 500
 # error, a store report and an area report item. SQS batches are 10, so one transaction each.
 RESULTS_PER_TRANSACTION = 20
 CONFLICT_ATTEMPTS = 4
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+JOB_LIST = "JOB"  # the one partition of JobsByCreatedAt (a job list needs one ordered partition)
+JOBS_BY_CREATED_AT = "JobsByCreatedAt"
+JOBS_BY_STATUS = "JobsByStatus"
+# Completion notice channels owed by a job that just ended (the outbox: see logic/notify.py).
+NOTICE_CHANNELS = {"topic", "callback"}
+NOTICE_LEASE_S = 120  # a sender holds a job's notice this long before another may take it over
 
 
 def job_pk(job_id: str) -> str:
@@ -51,28 +61,25 @@ def result_sk(index: int) -> str:
     return f"{RESULT_PREFIX}{index:08d}"
 
 
-def _ser(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
-
-
-def _de(item: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in item.items():
-        plain = _deserializer.deserialize(value)
-        if hasattr(plain, "as_integer_ratio") and not isinstance(plain, (int, float)):
-            plain = int(plain) if plain == int(plain) else float(plain)
-        out[key] = plain
-    return out
-
-
 class DynamoJobRepository:
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table_name = table_name
-        self.client = client or boto3.client("dynamodb", config=Config(retries={"mode": "standard"}))
+        # Throttling is retried here a few times; beyond that SQS redelivers the batch (and counts it).
+        self.client = client or boto3.client(
+            "dynamodb", config=Config(retries={"mode": "standard", "total_max_attempts": 3})
+        )
 
     # -- submit ---------------------------------------------------------------------------
     def create_job(
-        self, job_id: str, total: int, ended_at_submit: Sequence[ImageResult], created_at: str, expires_at: int
+        self,
+        job_id: str,
+        total: int,
+        ended_at_submit: Sequence[ImageResult],
+        created_at: str,
+        expires_at: int,
+        *,
+        callback_url: str | None = None,
+        retry_of: str | None = None,
     ) -> None:
         failed = sum(1 for r in ended_at_submit if r.status == "failed")
         succeeded = len(ended_at_submit) - failed
@@ -87,8 +94,13 @@ class DynamoJobRepository:
             "failed": failed,
             "remaining": remaining,
             "created_at": created_at,
+            "progressed_at": created_at,
             "finished_at": None if remaining else created_at,
             "expires_at": expires_at,
+            "job_list": JOB_LIST,
+            "job_list_sk": f"{created_at}#{job_id}",
+            "callback_url": callback_url,
+            "retry_of": retry_of,
         }
         # Results first: once the job item exists, its counters already include them.
         requests = [{"PutRequest": {"Item": _ser(self._result_item(r))}} for r in ended_at_submit]
@@ -183,11 +195,12 @@ class DynamoJobRepository:
                     "Update": {
                         "TableName": self.table_name,
                         "Key": _ser({"pk": job_pk(job_id), "sk": JOB_SK}),
-                        "UpdateExpression": "ADD succeeded :ok, failed :bad, remaining :done",
+                        # progressed_at: when the job last moved (the stall sweeper reads it).
+                        "UpdateExpression": "ADD succeeded :ok, failed :bad, remaining :done SET progressed_at = :now",
                         "ConditionExpression": "#status = :ongoing",
                         "ExpressionAttributeNames": {"#status": "status"},
                         "ExpressionAttributeValues": _ser(
-                            {":ok": ok, ":bad": bad, ":done": -(ok + bad), ":ongoing": "ongoing"}
+                            {":ok": ok, ":bad": bad, ":done": -(ok + bad), ":ongoing": "ongoing", ":now": utc_now()}
                         ),
                     }
                 }
@@ -222,15 +235,26 @@ class DynamoJobRepository:
         if not job or job["status"] != "ongoing" or job["remaining"] > 0:
             return None
         final, now = ("failed" if job["failed"] else "completed"), utc_now()
-        # Another worker may finish it first: then the condition fails and this is a no-op.
+        # Another worker may finish it first: then the condition fails and this is a no-op. The same
+        # update owes the completion notice (outbox) and hands its lease to this caller.
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
-                UpdateExpression="SET #status = :final, finished_at = :now",
+                UpdateExpression="SET #status = :final, finished_at = :now,"
+                " notices_owed = :owed, notice_lease = :lease",
                 ConditionExpression="#status = :ongoing AND remaining <= :zero",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_ser({":final": final, ":now": now, ":ongoing": "ongoing", ":zero": 0}),
+                ExpressionAttributeValues=_ser(
+                    {
+                        ":final": final,
+                        ":now": now,
+                        ":ongoing": "ongoing",
+                        ":zero": 0,
+                        ":owed": NOTICE_CHANNELS,
+                        ":lease": _lease_until(),
+                    }
+                ),
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return None
@@ -257,11 +281,194 @@ class DynamoJobRepository:
             finished_at=item.get("finished_at"),
             reason=item.get("reason"),
         )
+        _add_lifecycle_fields(job, item)
         if job.failed:
             errors = self._query(job_id, ERROR_PREFIX, None, MAX_STORE_ERRORS + 1)
             job.store_errors = [{"store_id": e["store_id"], "error": e["error"]} for e in errors[:MAX_STORE_ERRORS]]
             job.store_errors_truncated = len(errors) > MAX_STORE_ERRORS
         return job
+
+    # -- lifecycle: list, cancel, retry, notices ---------------------------------------------
+    def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        """Status of each job (absent: unknown), one consistent BatchGetItem per 100 jobs."""
+        keys = [{"pk": job_pk(j), "sk": JOB_SK} for j in dict.fromkeys(job_ids)]
+        items = self._batch_get(keys, "job_id, #status, notices_owed", consistent=True)
+        return {i["job_id"]: JobState(i["job_id"], i["status"], bool(i.get("notices_owed"))) for i in items.values()}
+
+    def page_jobs(self, status: str | None, after: dict | None, limit: int) -> tuple[list[Job], dict | None]:
+        """Jobs newest first (of `status` if given): at most `limit`, and the cursor of the next page.
+        Raises ValueError on a cursor this method did not hand out for the same `status`."""
+        if status is None:
+            index, key_names, partition = JOBS_BY_CREATED_AT, ("job_list", "job_list_sk"), JOB_LIST
+        else:
+            index, key_names, partition = JOBS_BY_STATUS, ("status", "created_at"), status
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#part = :part",
+            "ExpressionAttributeNames": {"#part": key_names[0]},
+            "ExpressionAttributeValues": _ser({":part": partition}),
+            "ScanIndexForward": False,
+        }
+        if after is not None:
+            names = {"pk", "sk", *key_names}
+            valid = (
+                isinstance(after, dict)
+                and set(after) == names
+                and all(isinstance(v, str) for v in after.values())
+                and after[key_names[0]] == partition
+                and after["sk"] == JOB_SK
+            )
+            if not valid:
+                raise ValueError("cursor not from this listing")
+            kwargs["ExclusiveStartKey"] = _ser(after)
+        keys: list[dict] = []
+        while len(keys) <= limit:  # one more than a page tells whether another page follows
+            resp = self.client.query(Limit=limit + 1 - len(keys), **kwargs)
+            keys += [_de(i) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        page, more = keys[:limit], len(keys) > limit
+        found = self._batch_get([{"pk": k["pk"], "sk": JOB_SK} for k in page], None, consistent=False)
+        jobs = []
+        for key in page:
+            item = found.get(key["pk"])
+            # The index is eventually consistent: a job may have changed status (or expired) since.
+            if item is None or (status is not None and item["status"] != status):
+                continue
+            jobs.append(self._job_from_item(item))
+        cursor = {name: page[-1][name] for name in ("pk", "sk", *key_names)} if more and page else None
+        return jobs, cursor
+
+    def _batch_get(self, keys: list[dict], projection: str | None, *, consistent: bool) -> dict[str, dict]:
+        """Items by pk (job items), BatchGetItem in chunks of 100, unprocessed keys retried."""
+        out: dict[str, dict] = {}
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                "Keys": [_ser(k) for k in keys[start : start + 100]],
+                "ConsistentRead": consistent,
+            }
+            if projection:
+                request["ProjectionExpression"] = projection
+                request["ExpressionAttributeNames"] = {"#status": "status"}
+            pending = {self.table_name: request}
+            for attempt in range(8):
+                resp = self.client.batch_get_item(RequestItems=pending)
+                for item in resp.get("Responses", {}).get(self.table_name, []):
+                    plain = _de(item)
+                    out[job_pk(plain["job_id"])] = plain
+                pending = resp.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+            else:
+                raise RuntimeError("DynamoDB left keys unprocessed after retries")
+        return out
+
+    def cancel_job(self, job_id: str, now: str) -> FinishedJob | None:
+        """Ends an ongoing job as cancelled: the images not ended yet move from `remaining` to
+        `cancelled` in the same update, so processed = total from now on and in-flight batches (whose
+        counter update requires `status = ongoing`) are dropped whole. None when it was not ongoing."""
+        try:
+            resp = self.client.update_item(
+                TableName=self.table_name,
+                Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
+                UpdateExpression="SET #status = :cancelled, finished_at = :now, cancelled = remaining,"
+                " remaining = :zero, notices_owed = :owed, notice_lease = :lease",
+                ConditionExpression="#status = :ongoing",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_ser(
+                    {
+                        ":cancelled": "cancelled",
+                        ":now": now,
+                        ":zero": 0,
+                        ":ongoing": "ongoing",
+                        ":owed": NOTICE_CHANNELS,
+                        ":lease": _lease_until(),
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        item = _de(resp["Attributes"])
+        return FinishedJob(job_id, "cancelled", item["created_at"], now)
+
+    def failed_results(self, job_id: str) -> list[ImageResult]:
+        """The job's failed images in submission order (one paginated Query of its results)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "FilterExpression": "#status = :failed",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": _ser({":pk": job_pk(job_id), ":prefix": RESULT_PREFIX, ":failed": "failed"}),
+        }
+        out: list[ImageResult] = []
+        while True:
+            resp = self.client.query(**kwargs)
+            out += [self._result_from_item(job_id, _de(i)) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def link_retry(self, job_id: str, retry_job_id: str) -> bool:
+        """Marks an ended job as retried by `retry_job_id`; False if it is ongoing, unknown or already retried."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
+                UpdateExpression="SET retried_by = :retry",
+                ConditionExpression="attribute_exists(pk) AND #status <> :ongoing AND attribute_not_exists(retried_by)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_ser({":retry": retry_job_id, ":ongoing": "ongoing"}),
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def unlink_retry(self, job_id: str, retry_job_id: str) -> None:
+        """Undoes link_retry when the retry job could not be created."""
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
+                UpdateExpression="REMOVE retried_by",
+                ConditionExpression="retried_by = :retry",
+                ExpressionAttributeValues=_ser({":retry": retry_job_id}),
+            )
+
+    def claim_notice(self, job_id: str) -> bool:
+        """Takes the lease on a job's owed notice (when nobody holds a live one): True if taken."""
+        now = utc_now()
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
+                UpdateExpression="SET notice_lease = :lease",
+                ConditionExpression="attribute_exists(notices_owed) AND"
+                " (attribute_not_exists(notice_lease) OR notice_lease < :now)",
+                ExpressionAttributeValues=_ser({":lease": _lease_until(), ":now": now}),
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def notice_delivered(self, job_id: str, channel: str) -> None:
+        """Takes `channel` off the job's owed notices (the set disappears with its last member)."""
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
+            UpdateExpression="DELETE notices_owed :channel",
+            ExpressionAttributeValues=_ser({":channel": {channel}}),
+        )
+
+    def release_notice(self, job_id: str) -> None:
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
+            UpdateExpression="REMOVE notice_lease",
+        )
 
     def page_results(self, job_id: str, after_index: int | None, limit: int) -> tuple[list[ImageResult], bool]:
         start = result_sk(after_index) if after_index is not None else None
@@ -286,7 +493,94 @@ class DynamoJobRepository:
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
         return out
 
+    # -- stall sweeping -------------------------------------------------------------------
+    def ongoing_jobs(self) -> list[tuple[str, str]]:
+        """(job_id, progressed_at) of every ongoing job, from the JobsByStatus index (no scan)."""
+        keys: list[dict] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": JOBS_BY_STATUS,
+            "KeyConditionExpression": "#status = :ongoing",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": _ser({":ongoing": "ongoing"}),
+        }
+        while True:
+            resp = self.client.query(**kwargs)
+            keys += [_de({"pk": i["pk"], "sk": i["sk"]}) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        items = self._batch_get(keys, "pk, job_id, #status, progressed_at, created_at", consistent=True) if keys else {}
+        return [
+            (i["job_id"], i.get("progressed_at") or i["created_at"])
+            for i in items.values()
+            if i.get("status") == "ongoing"
+        ]
+
+    def finish_stalled(self, job_id: str, reason: str, now: str) -> FinishedJob | None:
+        """Finish an ongoing job whose remaining images cannot be ended one by one (no image list):
+        they count as failed, so processed reaches total. A no-op on a job that is not ongoing."""
+        done = self.finish_if_done(job_id)
+        if done is not None:
+            return done
+        try:
+            resp = self.client.update_item(
+                TableName=self.table_name,
+                Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
+                # Like finish_if_done: the update that ends the job owes its notice, leased to this caller.
+                UpdateExpression="SET #status = :failed, finished_at = :now, reason = :reason,"
+                " failed = failed + remaining, remaining = :zero, notices_owed = :owed, notice_lease = :lease",
+                ConditionExpression="#status = :ongoing",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_ser(
+                    {
+                        ":failed": "failed",
+                        ":ongoing": "ongoing",
+                        ":now": now,
+                        ":reason": reason,
+                        ":zero": 0,
+                        ":owed": NOTICE_CHANNELS,
+                        ":lease": _lease_until(),
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return FinishedJob(job_id, "failed", _de(resp["Attributes"])["created_at"], now)
+
+    def ended_indices(self, job_id: str) -> set[int]:
+        """Indices of the job's images that already have a result (keys only, paged)."""
+        ended: set[int] = set()
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": _ser({":pk": job_pk(job_id), ":prefix": RESULT_PREFIX}),
+            "ProjectionExpression": "sk",
+        }
+        while True:
+            resp = self.client.query(**kwargs)
+            ended |= {int(_de(i)["sk"][len(RESULT_PREFIX) :]) for i in resp.get("Items", [])}
+            if "LastEvaluatedKey" not in resp:
+                return ended
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     # -- item shapes ----------------------------------------------------------------------
+    @staticmethod
+    def _job_from_item(item: dict) -> Job:
+        job = Job(
+            job_id=item["job_id"],
+            status=item["status"],
+            total=item["total"],
+            succeeded=item["succeeded"],
+            failed=item["failed"],
+            created_at=item["created_at"],
+            finished_at=item.get("finished_at"),
+            reason=item.get("reason"),
+        )
+        _add_lifecycle_fields(job, item)
+        return job
+
     @staticmethod
     def _result_item(r: ImageResult) -> dict:
         return {
@@ -341,3 +635,15 @@ class DynamoJobRepository:
                     "expires_at": r.task.expires_at,
                 }
         return list(seen.values())
+
+
+def _add_lifecycle_fields(job: Job, item: dict) -> None:
+    job.cancelled = item.get("cancelled", 0)
+    job.callback_url = item.get("callback_url")
+    job.retry_of = item.get("retry_of")
+    job.retried_by = item.get("retried_by")
+    job.notices_owed = frozenset(item.get("notices_owed") or ())
+
+
+def _lease_until() -> str:
+    return format_utc(datetime.now(UTC) + timedelta(seconds=NOTICE_LEASE_S))

@@ -24,9 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
+from .dynamodb_items import from_item as _de
+from .dynamodb_items import to_item as _ser
 from .models import ImageResult, ReportCounters, VisitImage
 
 STORE_INDEX = "VisitsByStore"
@@ -42,8 +43,6 @@ TIME_MAX = "9999-12-31T23:59:59.999Z"
 _TIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"
 _STORE_CURSOR = re.compile(rf"^({_TIME})#([^#]+)#(\d{{8}})$")
 _AREA_CURSOR = re.compile(rf"^({_TIME})#(.+)#([^#]+)#(\d{{8}})$")
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 def report_pk(area: str) -> str:
@@ -230,17 +229,3 @@ def _counters(item: dict) -> ReportCounters:
         duration_ms=int(item.get("duration_ms", 0)),
         days=set(item.get("days") or ()),
     )
-
-
-def _ser(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
-
-
-def _de(item: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in item.items():
-        plain = _deserializer.deserialize(value)
-        if hasattr(plain, "as_integer_ratio") and not isinstance(plain, (int, float)):
-            plain = int(plain) if plain == int(plain) else float(plain)
-        out[key] = plain
-    return out

@@ -41,3 +41,15 @@ class StoreNotFound(DomainError):
 
 class StoreNotInArea(DomainError):
     status_code = 400
+
+
+class JobConflict(DomainError):
+    """The job's state does not allow it (cancel an ended job, retry an ongoing one, ...)."""
+
+    status_code = 409
+
+
+class IdempotencyConflict(DomainError):
+    """The Idempotency-Key was used with another body, or its first request is still running."""
+
+    status_code = 409

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Literal
 
 ImageStatus = Literal["succeeded", "failed"]
-JobStatus = Literal["ongoing", "completed", "failed"]
+JobStatus = Literal["ongoing", "completed", "failed", "cancelled"]
+FINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Visit:
 @dataclass(frozen=True)
 class JobRequest:
     visits: tuple[Visit, ...]
+    callback_url: str | None = None  # called once, signed, when the job ends
 
     @property
     def image_count(self) -> int:
@@ -86,10 +88,24 @@ class Job:
     reason: str | None = None
     store_errors: list[dict] = field(default_factory=list)
     store_errors_truncated: bool = False
+    cancelled: int = 0  # images not ended when the job was cancelled (never downloaded or dropped)
+    callback_url: str | None = None
+    retry_of: str | None = None  # the job whose failed images this job retries
+    retried_by: str | None = None  # the job that retries this job's failed images
+    notices_owed: frozenset[str] = frozenset()  # completion notice channels not yet delivered
 
     @property
     def processed(self) -> int:
-        return self.succeeded + self.failed
+        return self.succeeded + self.failed + self.cancelled
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What process_image reads of a job before working on its images."""
+
+    job_id: str
+    status: JobStatus
+    notices_owed: bool  # a completion notice is still to be delivered (see logic/notify.py)
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,18 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
 SAMPLE_STORE_MASTER = Path(__file__).parent / "data" / "store_master_sample.csv"
 
 
 class Settings(BaseModel):
     jobs_table_name: str = ""
+    idempotency_table_name: str = ""  # Idempotency-Key records of submit (Powertools idempotency)
+    data_bucket_name: str = ""  # job image lists (for the stall sweeper) and the Store Master
+    # A job with no progress for this long is finished by the stall sweeper; it must exceed the
+    # queue's whole retry window (maxReceiveCount x VisibilityTimeout), which a test checks.
+    stall_after_s: int = Field(default=2100, ge=60)
     image_queue_url: str = ""
     store_master_uri: str = ""
     job_ttl_days: int = Field(default=30, ge=1)
@@ -24,6 +29,23 @@ class Settings(BaseModel):
     max_images_per_job: int = Field(default=50_000, ge=1)
     enqueue_concurrency: int = Field(default=8, ge=1)
     process_concurrency: int = Field(default=10, ge=1)
+    # Downloads: attempts per image for transient failures (timeouts, 429, 5xx), within the deadline.
+    download_attempts: int = Field(default=3, ge=1)
+    # Image URLs may resolve to loopback/private/link-local addresses only when this is true (the
+    # local stack and tests serve images from 127.0.0.1); in the cloud that would be SSRF.
+    allow_private_image_hosts: bool = False
+    # Input limits of submit (each breach is a 4xx naming the field; nothing is written).
+    max_request_bytes: int = Field(default=6 * 1024 * 1024, ge=1)  # Lambda's synchronous payload limit
+    max_visits_per_job: int = Field(default=10_000, ge=1)
+    max_urls_per_visit: int = Field(default=100, ge=1)
+    max_url_length: int = Field(default=2048, ge=16)
+    max_store_id_length: int = Field(default=64, ge=1)
+    max_visit_time_length: int = Field(default=64, ge=20)
+    # Access-Control-Allow-Origin of API responses: "*" or one origin (e.g. https://dashboard.example.com).
+    cors_allow_origin: str = "*"
+    # Job completion notices (logic/notify.py): the SNS topic, and the key signing callbacks.
+    job_events_topic_arn: str = ""
+    callback_signing_secret: SecretStr = SecretStr("")  # empty: callbacks are not sent
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> Settings:

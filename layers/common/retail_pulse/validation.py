@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -10,9 +11,36 @@ from .errors import InvalidRequest, RequestTooLarge
 from .models import JobRequest, Visit
 
 
-def parse_job_request(body: str | None, max_images: int) -> JobRequest:
+@dataclass(frozen=True)
+class InputLimits:
+    """Bounds on a submit body beyond the image count (defaults as in `Settings`)."""
+
+    max_request_bytes: int = 6 * 1024 * 1024
+    max_visits: int = 10_000
+    max_urls_per_visit: int = 100
+    max_url_length: int = 2048
+    max_store_id_length: int = 64
+    max_visit_time_length: int = 64
+
+    @classmethod
+    def from_settings(cls, settings) -> InputLimits:
+        return cls(
+            max_request_bytes=settings.max_request_bytes,
+            max_visits=settings.max_visits_per_job,
+            max_urls_per_visit=settings.max_urls_per_visit,
+            max_url_length=settings.max_url_length,
+            max_store_id_length=settings.max_store_id_length,
+            max_visit_time_length=settings.max_visit_time_length,
+        )
+
+
+def parse_job_request(body: str | None, max_images: int, limits: InputLimits | None = None) -> JobRequest:
+    limits = limits or InputLimits()
     if body is None or body == "":
         raise InvalidRequest("body: expected a JSON object")
+    # Checked before parsing: a huge body is refused without building it in memory twice.
+    if len(body) > limits.max_request_bytes or len(body.encode("utf-8", "surrogatepass")) > limits.max_request_bytes:
+        raise RequestTooLarge(f"body: larger than {limits.max_request_bytes} bytes")
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
@@ -32,21 +60,26 @@ def parse_job_request(body: str | None, max_images: int) -> JobRequest:
         raise InvalidRequest("visits: must be a list")
     if not visits:
         raise InvalidRequest("visits: must not be empty")
+    if len(visits) > limits.max_visits:
+        raise RequestTooLarge(f"visits: a job may hold at most {limits.max_visits} visits")
     if count != len(visits):
         raise InvalidRequest(f"count: {count} does not match the number of visits ({len(visits)})")
 
     parsed = []
     images = 0
     for i, raw in enumerate(visits):
-        visit = _parse_visit(raw, f"visits[{i}]")
+        visit = _parse_visit(raw, f"visits[{i}]", limits)
         images += len(visit.image_urls)
         if images > max_images:
             raise RequestTooLarge(f"a job may hold at most {max_images} images")
         parsed.append(visit)
-    return JobRequest(visits=tuple(parsed))
+    callback_url = data.get("callback_url")
+    if callback_url is not None and not is_http_url(callback_url):  # SSRF rules apply when it is called
+        raise InvalidRequest("callback_url: must be an absolute http(s) URL")
+    return JobRequest(visits=tuple(parsed), callback_url=callback_url)
 
 
-def _parse_visit(raw: object, where: str) -> Visit:
+def _parse_visit(raw: object, where: str, limits: InputLimits) -> Visit:
     if not isinstance(raw, dict):
         raise InvalidRequest(f"{where}: must be an object")
     for key in ("store_id", "image_url", "visit_time"):
@@ -55,17 +88,32 @@ def _parse_visit(raw: object, where: str) -> Visit:
     store_id = raw["store_id"]
     if not isinstance(store_id, str) or not store_id.strip():
         raise InvalidRequest(f"{where}.store_id: must be a non-empty string")
+    _check_text(store_id, f"{where}.store_id", limits.max_store_id_length)
     urls = raw["image_url"]
     if not isinstance(urls, list) or not urls:
         raise InvalidRequest(f"{where}.image_url: must be a non-empty list of URLs")
+    if len(urls) > limits.max_urls_per_visit:
+        raise RequestTooLarge(f"{where}.image_url: a visit may hold at most {limits.max_urls_per_visit} URLs")
     for j, url in enumerate(urls):
+        if isinstance(url, str):
+            _check_text(url, f"{where}.image_url[{j}]", limits.max_url_length)
         if not is_http_url(url):
             raise InvalidRequest(f"{where}.image_url[{j}]: must be an absolute http(s) URL")
     visit_time = raw["visit_time"]
+    if isinstance(visit_time, str):
+        _check_text(visit_time, f"{where}.visit_time", limits.max_visit_time_length)
     utc = parse_visit_time(visit_time)
     if utc is None:
         raise InvalidRequest(f"{where}.visit_time: must be an ISO 8601 date-time, e.g. 2024-03-15T10:00:00Z")
     return Visit(store_id=store_id, image_urls=tuple(urls), visit_time=visit_time, visit_time_utc=utc)
+
+
+def _check_text(value: str, where: str, max_length: int) -> None:
+    if len(value) > max_length:
+        raise InvalidRequest(f"{where}: at most {max_length} characters")
+    # JSON can carry what storage cannot: lone surrogates (not UTF-8) and control characters.
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise InvalidRequest(f"{where}: must not contain control characters or unpaired surrogates")
 
 
 def is_http_url(value: object) -> bool:

@@ -4,7 +4,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..imaging import ImageError, measure_image, perimeter
 from ..models import FinishedJob, ImageResult, ImageTask
@@ -19,6 +19,8 @@ Fetch = Callable[[str, float], bytes]
 class ProcessedBatch:
     results: list[ImageResult]
     finished_jobs: list[FinishedJob]  # jobs this batch's write finished (each reported by one batch only)
+    skipped: int = 0  # images of jobs that had ended (cancelled, finished) or are unknown: not touched
+    notices_owed: list[str] = field(default_factory=list)  # ended jobs still owing their notice
 
 
 def process_images(
@@ -37,10 +39,16 @@ def process_images(
     is not an error here: it ends as a failed result.
     """
     unique = list({(t.job_id, t.index): t for t in tasks}.values())  # a duplicate in one batch counts once
-    futures = [pool.submit(_process_one, t, settings, fetch, deadline, sleep) for t in unique]
+    # One consistent read per job of the batch: images of a cancelled (or ended, or unknown) job are
+    # skipped with no download and no compute. A job cancelled after this read loses the batch's
+    # images at the write (its counter update requires `ongoing`), where they are already counted.
+    states = jobs.job_states(sorted({t.job_id for t in unique})) if unique else {}
+    live = [t for t in unique if t.job_id in states and states[t.job_id].status == "ongoing"]
+    futures = [pool.submit(_process_one, t, settings, fetch, deadline, sleep) for t in live]
     results = [f.result() for f in futures]
-    finished = jobs.record_batch(results)
-    return ProcessedBatch(results, finished or [])
+    finished = jobs.record_batch(results) if results else []
+    owed = [s.job_id for s in states.values() if s.status != "ongoing" and s.notices_owed]
+    return ProcessedBatch(results, finished or [], skipped=len(unique) - len(live), notices_owed=owed)
 
 
 def _process_one(task: ImageTask, settings: Settings, fetch: Fetch, deadline: float, sleep) -> ImageResult:

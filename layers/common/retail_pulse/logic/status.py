@@ -13,19 +13,17 @@ MAX_PAGE = 1000
 
 
 def job_status(job_id: str | None, *, jobs: JobRepository) -> dict:
-    job = _require_job(job_id, jobs)
+    job = require_job(job_id, jobs)
     body = {
         "status": job.status,
         "job_id": job.job_id,
-        "progress": {
-            "total": job.total,
-            "processed": job.processed,
-            "succeeded": job.succeeded,
-            "failed": job.failed,
-        },
+        "progress": progress(job),
         "created_at": job.created_at,
         "finished_at": job.finished_at,
     }
+    for link in ("retry_of", "retried_by"):  # a retry job and the job it retries name each other
+        if getattr(job, link):
+            body[link] = getattr(job, link)
     if job.store_errors:
         body["error"] = job.store_errors
         if job.store_errors_truncated:
@@ -38,13 +36,21 @@ def job_status(job_id: str | None, *, jobs: JobRepository) -> dict:
 def job_results(job_id: str | None, limit: int | str | None, next_token: str | None, *, jobs: JobRepository) -> dict:
     page_size = _parse_limit(limit)
     after = decode_token(next_token, job_id) if next_token else None
-    job = _require_job(job_id, jobs)
+    job = require_job(job_id, jobs)
     results, more = jobs.page_results(job.job_id, after, page_size)
     token = encode_token(job.job_id, results[-1].task.index) if more and results else None
     return {"job_id": job.job_id, "results": [_result_body(r) for r in results], "next_token": token}
 
 
-def _require_job(job_id: str | None, jobs: JobRepository) -> Job:
+def progress(job: Job) -> dict:
+    """A job's counts; `cancelled` appears once the job was cancelled (processed = total then)."""
+    body = {"total": job.total, "processed": job.processed, "succeeded": job.succeeded, "failed": job.failed}
+    if job.status == "cancelled":
+        body["cancelled"] = job.cancelled
+    return body
+
+
+def require_job(job_id: str | None, jobs: JobRepository) -> Job:
     if not job_id:
         raise InvalidRequest("jobid: required")
     job = jobs.get_job(job_id) if len(job_id) <= 128 else None

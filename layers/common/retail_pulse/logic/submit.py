@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from ..errors import EnqueueFailed
 from ..models import ImageResult, ImageTask
-from ..ports import EnqueueError, ImageQueue, JobRepository
+from ..ports import EnqueueError, ImageQueue, JobRepository, JobSpecStore
 from ..settings import Settings
 from ..store_master import StoreMaster
-from ..validation import parse_job_request, utc_now
+from ..validation import InputLimits, parse_job_request, utc_now
 
 STORE_NOT_FOUND = "store_id {store_id} not in Store Master"
 
@@ -25,9 +25,11 @@ def submit_job(
     jobs: JobRepository,
     queue: ImageQueue,
     stores: StoreMaster,
+    specs: JobSpecStore | None = None,  # where the image list is kept for the stall sweeper
     make_job_id: Callable[[], str] = new_job_id,
+    retry_of: str | None = None,  # the job whose failed images this one retries (logic/jobs.py)
 ) -> dict:
-    request = parse_job_request(body, settings.max_images_per_job)
+    request = parse_job_request(body, settings.max_images_per_job, InputLimits.from_settings(settings))
     job_id = make_job_id()
     created_at = utc_now()
     expires_at = int(time.time()) + settings.job_ttl_days * 86_400
@@ -58,7 +60,11 @@ def submit_job(
                 error = STORE_NOT_FOUND.format(store_id=visit.store_id)
                 unknown_store.append(ImageResult(task, "failed", created_at, error=error))
 
-    jobs.create_job(job_id, index, unknown_store, created_at, expires_at)
+    if specs is not None and to_process:
+        specs.save(job_id, to_process)  # before the job exists: nothing can stall without its list
+    jobs.create_job(
+        job_id, index, unknown_store, created_at, expires_at, callback_url=request.callback_url, retry_of=retry_of
+    )
     try:
         queue.send(to_process)
     except EnqueueError as exc:

@@ -1,0 +1,125 @@
+"""GET /api/jobs, POST /api/jobs/cancel, POST /api/jobs/retry: the job lifecycle."""
+
+# No `from __future__ import annotations`: Powertools reads the route parameters' annotations
+# (Query types) at run time to validate and document them.
+import warnings
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+
+from retail_pulse.api import json_response, register_error_handlers
+from retail_pulse.api_schema import EnqueueFailedBody, ErrorBody, JobsPage, JobStatus, RetryAccepted, json_content
+from retail_pulse.dynamodb_jobs import DynamoJobRepository
+from retail_pulse.job_events import notifier_from_settings
+from retail_pulse.logic.jobs import DEFAULT_JOBS_PAGE, MAX_JOBS_PAGE, cancel_job, list_jobs, retry_job
+from retail_pulse.logic.notify import NoticeOutcome, Notifier
+from retail_pulse.s3_job_specs import S3JobSpecStore
+from retail_pulse.settings import get_settings
+from retail_pulse.sqs_queue import SqsImageQueue
+from retail_pulse.store_master_source import load_store_master
+
+logger = Logger()
+tracer = Tracer()
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+app = APIGatewayRestResolver(enable_validation=True)
+register_error_handlers(app, logger)
+
+JobId = Annotated[str, Query(description="The `job_id` that submit returned.")]
+UNKNOWN_JOB = json_content(ErrorBody, "Missing or unknown `jobid`.")
+
+
+@lru_cache(maxsize=1)
+def jobs() -> DynamoJobRepository:
+    return DynamoJobRepository(get_settings().jobs_table_name)
+
+
+@lru_cache(maxsize=1)
+def notifier() -> Notifier:
+    return notifier_from_settings(get_settings())
+
+
+@lru_cache(maxsize=1)
+def specs() -> S3JobSpecStore:
+    return S3JobSpecStore(get_settings().data_bucket_name)
+
+
+@lru_cache(maxsize=1)
+def queue() -> SqsImageQueue:
+    settings = get_settings()
+    return SqsImageQueue(settings.image_queue_url, settings.enqueue_concurrency)
+
+
+@app.get(
+    "/api/jobs",
+    summary="Jobs, newest first, paged (optionally of one status)",
+    tags=["jobs"],
+    responses={200: json_content(JobsPage, "One page of jobs."), 400: json_content(ErrorBody, "A bad parameter.")},
+)
+@tracer.capture_method(capture_response=False)
+def jobs_list(
+    status: Annotated[
+        Literal["ongoing", "completed", "failed", "cancelled"] | None, Query(description="Only jobs of this status.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_JOBS_PAGE, description="Jobs per page.")] = DEFAULT_JOBS_PAGE,
+    next_token: Annotated[str | None, Query(description="From the previous page; omit for the first.")] = None,
+):
+    return json_response(200, list_jobs(status, limit, next_token, jobs=jobs()))
+
+
+@app.post(
+    "/api/jobs/cancel",
+    summary="Cancel an ongoing job: its remaining images are skipped",
+    tags=["jobs"],
+    responses={
+        200: json_content(JobStatus, "Cancelled; the job's status (`cancelled`, with `progress.cancelled`)."),
+        400: UNKNOWN_JOB,
+        409: json_content(ErrorBody, "The job has already ended."),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def jobs_cancel(jobid: JobId):
+    body, outcome = cancel_job(jobid, jobs=jobs(), notifier=notifier())
+    logger.info("job cancelled", extra={"job_id": body["job_id"], "cancelled": body["progress"].get("cancelled")})
+    log_notice(outcome)
+    return json_response(200, body)
+
+
+@app.post(
+    "/api/jobs/retry",
+    summary="Retry the failed images of an ended job as a new job",
+    tags=["jobs"],
+    responses={
+        201: json_content(RetryAccepted, "The new job; follow `status_url`."),
+        400: UNKNOWN_JOB,
+        409: json_content(ErrorBody, "The job is ongoing, has no failed images, or was already retried."),
+        503: json_content(EnqueueFailedBody, "The images could not be enqueued; the new job is marked failed."),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def jobs_retry(jobid: JobId):
+    settings = get_settings()
+    stores = load_store_master(settings.effective_store_master_uri)
+    accepted = retry_job(jobid, settings=settings, jobs=jobs(), queue=queue(), stores=stores, specs=specs())
+    logger.info("job retried", extra={"job_id": accepted["job_id"], "retry_of": jobid, "images": accepted["total"]})
+    return json_response(201, accepted)
+
+
+def log_notice(outcome: NoticeOutcome | None) -> None:
+    if outcome is None:
+        return
+    extra = {"job_id": outcome.job_id, "callback": outcome.callback}
+    if outcome.complete:
+        logger.info("job notice sent", extra=extra)
+    else:
+        # The notice stays owed on the job item (notices_owed); the next batch that meets the job retries it.
+        logger.error("job notice not published", extra={**extra, "error": outcome.topic_error})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict, context) -> dict:
+    return app.resolve(event, context)

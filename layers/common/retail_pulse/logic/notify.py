@@ -1,0 +1,126 @@
+"""Job completion notices: one message on the job events topic per ended job, and the job's
+`callback_url` called once with the same body, signed. No boto3 here.
+
+Exactly once per job: the conditional update that ends a job (the batch that finished it, or the
+cancel) also writes the outbox `notices_owed = {"topic", "callback"}` and a lease (`notice_lease`,
+NOTICE_LEASE_S) for its caller, and only that caller gets the ended job back, so a finishing batch
+delivered twice finds the job already ended and sends nothing. The caller sends, then takes each
+channel off the set. When publishing fails the topic stays owed and the lease is released: the
+next process_image batch that meets the job (its pre-read sees `notices_owed`) claims the lease
+and sends it; process_image fails the batch's records so that such a batch comes (SQS redelivery).
+The callback is retried with backoff inside the call (SafeHttpClient) and then given up (logged):
+a client's endpoint being down must not hold our queue. A publish that succeeded but could not be
+recorded (crash in between) is sent again: SNS delivery is at-least-once anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+
+from ..models import Job
+from ..ports import CallbackFailed, CallbackSender, EventTopic, JobLifecycleRepository
+
+SIGNATURE_HEADER = "X-Retail-Pulse-Signature"
+EVENT_HEADER = "X-Retail-Pulse-Event"
+EVENT_NAME = "job.ended"
+NOTICE_ERRORS = 10  # store errors in a notice (the summary; status has up to 1,000)
+
+
+@dataclass(frozen=True)
+class Notifier:
+    topic: EventTopic | None  # None: no topic configured (the topic channel counts as delivered)
+    callbacks: CallbackSender
+    signing_secret: str  # empty: callbacks are not sent (receivers could not verify them)
+
+
+@dataclass(frozen=True)
+class NoticeOutcome:
+    job_id: str
+    topic_error: str | None = None  # set when publishing failed (the notice stays owed)
+    callback: str = "none"  # none | sent | unsigned (no secret) | failed: <why>
+
+    @property
+    def complete(self) -> bool:
+        return self.topic_error is None
+
+
+def notice_body(job: Job) -> bytes:
+    """The notice, byte for byte what is published and POSTed (and signed)."""
+    progress = {"total": job.total, "processed": job.processed, "succeeded": job.succeeded, "failed": job.failed}
+    if job.status == "cancelled":
+        progress["cancelled"] = job.cancelled
+    body = {
+        "event": EVENT_NAME,
+        "job_id": job.job_id,
+        "status": job.status,
+        "progress": progress,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "error": job.store_errors[:NOTICE_ERRORS],
+        "error_truncated": job.store_errors_truncated or len(job.store_errors) > NOTICE_ERRORS,
+    }
+    for key in ("retry_of", "reason"):
+        if getattr(job, key):
+            body[key] = getattr(job, key)
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def signature(body: bytes, secret: str) -> str:
+    """`sha256=<hex HMAC-SHA256 of the body>`, as GitHub-style webhooks sign."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def deliver_notice(job_id: str, *, jobs: JobLifecycleRepository, notifier: Notifier) -> NoticeOutcome:
+    """Sends what the job still owes; the caller holds the job's notice lease."""
+    job = jobs.get_job(job_id)
+    if job is None or not job.notices_owed:
+        return NoticeOutcome(job_id)
+    body = notice_body(job)
+    topic_error = None
+    if "topic" in job.notices_owed:
+        try:
+            if notifier.topic is not None:
+                notifier.topic.publish(body.decode(), f"Retail Pulse job {job.status}")
+        except Exception as exc:  # any failure leaves the notice owed for a retry
+            topic_error = f"{type(exc).__name__}: {exc}"[:300]
+        else:
+            jobs.notice_delivered(job_id, "topic")
+    callback = "none"
+    if "callback" in job.notices_owed:
+        callback = _call_back(job, body, notifier)
+        jobs.notice_delivered(job_id, "callback")  # sent, or given up after the sender's retries
+    if topic_error is not None:
+        jobs.release_notice(job_id)  # the next batch that meets the job may retry at once
+    return NoticeOutcome(job_id, topic_error, callback)
+
+
+def _call_back(job: Job, body: bytes, notifier: Notifier) -> str:
+    if not job.callback_url:
+        return "none"
+    if not notifier.signing_secret:
+        return "unsigned"
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature(body, notifier.signing_secret),
+        EVENT_HEADER: EVENT_NAME,
+    }
+    try:
+        status = notifier.callbacks.post(job.callback_url, body, headers)
+    except CallbackFailed as exc:
+        return f"failed: {exc}"[:300]
+    return "sent" if 200 <= status < 300 else f"failed: HTTP {status}"
+
+
+def notify_ended_jobs(
+    finished: list[str], owed: list[str], *, jobs: JobLifecycleRepository, notifier: Notifier
+) -> list[NoticeOutcome]:
+    """Notices of the jobs this caller ended (it holds their leases), then of ended jobs whose notice
+    is still owed from an earlier failure (each only if this caller wins its lease)."""
+    outcomes = [deliver_notice(job_id, jobs=jobs, notifier=notifier) for job_id in finished]
+    for job_id in owed:
+        if job_id not in finished and jobs.claim_notice(job_id):
+            outcomes.append(deliver_notice(job_id, jobs=jobs, notifier=notifier))
+    return outcomes

@@ -1,0 +1,266 @@
+"""Job lifecycle through the handlers (moto): list, cancel, retry, completion notices."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+import pytest
+from conftest import SIGNING_SECRET as SECRET
+from conftest import make_image
+
+from retail_pulse.logic.notify import Notifier
+
+
+class CallbackServer:
+    """Records every POST (headers and body) and answers 204."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict, bytes]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.calls.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def callbacks():
+    server = CallbackServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def image(image_server):
+    return image_server.add("/lifecycle/ok.jpg", make_image("JPEG", 30, 20))
+
+
+def visit(urls, store="RP00001", when="2024-03-15T10:00:00Z"):
+    return {"store_id": store, "image_url": list(urls), "visit_time": when}
+
+
+def status_of(stack, job_id):
+    code, body = stack.api("GET", "/api/status", query={"jobid": job_id})
+    assert code == 200, body
+    return body
+
+
+# -- list ---------------------------------------------------------------------------------------
+def test_jobs_are_listed_newest_first_in_pages_from_the_indexes(lifecycle, image):
+    stack = lifecycle
+    ids = [stack.submit_job([visit([image])]) for _ in range(3)]
+    stack.drain()
+    unknown_store = stack.submit_job([visit([image], store="NOPE")])  # ends failed at submit
+    code, page = stack.api("GET", "/api/jobs", query={"limit": 2})
+    assert code == 200
+    assert [j["job_id"] for j in page["jobs"]] == [unknown_store, ids[2]]
+    code, rest = stack.api("GET", "/api/jobs", query={"limit": 2, "next_token": page["next_token"]})
+    assert [j["job_id"] for j in rest["jobs"]] == [ids[1], ids[0]]
+    assert rest["next_token"] is None
+    listed = rest["jobs"][0]
+    assert listed["status"] == "completed" and listed["finished_at"]
+    assert listed["progress"] == {"total": 1, "processed": 1, "succeeded": 1, "failed": 0}
+
+    _, failed = stack.api("GET", "/api/jobs", query={"status": "failed"})
+    assert [j["job_id"] for j in failed["jobs"]] == [unknown_store]
+    _, completed = stack.api("GET", "/api/jobs", query={"status": "completed", "limit": 100})
+    assert [j["job_id"] for j in completed["jobs"]] == ids[::-1]
+
+    # Result items have a `status` too, but no `created_at`: JobsByStatus holds job items only.
+    ddb = boto3.client("dynamodb")
+    for status in ("succeeded", "failed", "completed"):
+        items = ddb.query(
+            TableName=stack.stack.refs["JobsTable"],
+            IndexName="JobsByStatus",
+            KeyConditionExpression="#s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": status}},
+        )["Items"]
+        assert all(i["sk"]["S"] == "JOB" for i in items)
+        assert len(items) == {"succeeded": 0, "failed": 1, "completed": 3}[status]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"next_token": "garbage!"},
+        {"status": "bogus"},
+        {"limit": 0},
+        {"limit": 101},
+    ],
+)
+def test_bad_listing_parameters_are_400(lifecycle, query):
+    code, body = lifecycle.api("GET", "/api/jobs", query=query)
+    assert code == 400 and body["error"].split(":")[0] in query
+
+
+def test_a_token_of_another_listing_is_400(lifecycle, image):
+    for _ in range(2):
+        lifecycle.submit_job([visit([image])])
+    _, page = lifecycle.api("GET", "/api/jobs", query={"limit": 1})
+    code, body = lifecycle.api(
+        "GET", "/api/jobs", query={"limit": 1, "status": "ongoing", "next_token": page["next_token"]}
+    )
+    assert code == 400 and body["error"].startswith("next_token")
+
+
+# -- cancel -------------------------------------------------------------------------------------
+def test_cancel_skips_the_remaining_images_and_keeps_counts_exact(lifecycle, image_server, callbacks):
+    stack = lifecycle
+    urls = [image_server.add(f"/lifecycle/c{i}.jpg", make_image("JPEG", 10 + i, 10)) for i in range(6)]
+    job_id = stack.submit_job([visit(urls)])
+    first = stack.receive(max_messages=2)
+    assert not stack.invoke_process(first)
+    in_flight = stack.receive(max_messages=2)  # received before the cancel, delivered after it
+
+    code, body = stack.api("POST", "/api/jobs/cancel", query={"jobid": job_id})
+    assert code == 200, body
+    assert body["status"] == "cancelled" and body["finished_at"]
+    assert body["progress"] == {"total": 6, "processed": 6, "succeeded": 2, "failed": 0, "cancelled": 4}
+
+    downloads = len(image_server.requests)
+    assert not stack.invoke_process(in_flight)  # acknowledged, not processed
+    stack.drain()
+    assert len(image_server.requests) == downloads  # nothing downloaded after the cancel
+    assert status_of(stack, job_id)["progress"] == body["progress"]
+    assert len(stack.api("GET", "/api/results", query={"jobid": job_id})[1]["results"]) == 2
+
+    code, conflict = stack.api("POST", "/api/jobs/cancel", query={"jobid": job_id})
+    assert code == 409 and "cancelled" in conflict["error"]
+    [event] = stack.events()
+    assert (event["job_id"], event["status"], event["progress"]["cancelled"]) == (job_id, "cancelled", 4)
+
+
+def test_cancel_of_a_finished_or_unknown_job(lifecycle, image):
+    job_id = lifecycle.submit_job([visit([image])])
+    lifecycle.drain()
+    code, body = lifecycle.api("POST", "/api/jobs/cancel", query={"jobid": job_id})
+    assert code == 409 and "completed" in body["error"]
+    assert lifecycle.api("POST", "/api/jobs/cancel", query={"jobid": "nope"})[0] == 400
+    assert lifecycle.api("POST", "/api/jobs/cancel")[0] == 400
+
+
+def test_a_batch_meeting_a_cancel_between_read_and_write_is_dropped_whole(lifecycle, image):
+    stack = lifecycle
+    job_id = stack.submit_job([visit([image, image])])
+    jobs = stack.process_image.dependencies()[1]
+    [message, _] = stack.receive(max_messages=2)
+    from retail_pulse.models import ImageResult
+    from retail_pulse.sqs_queue import task_from_message
+
+    stack.api("POST", "/api/jobs/cancel", query={"jobid": job_id})
+    task = task_from_message(message["Body"])
+    assert jobs.record_batch([ImageResult(task, "succeeded", "2024-01-01T00:00:00.000Z", 1, 1, 4)]) == []
+    assert status_of(stack, job_id)["progress"] == {
+        "total": 2,
+        "processed": 2,
+        "succeeded": 0,
+        "failed": 0,
+        "cancelled": 2,
+    }
+
+
+# -- notices ------------------------------------------------------------------------------------
+def test_one_signed_notice_per_job_even_when_the_finishing_batch_is_delivered_twice(
+    lifecycle, image_server, image, callbacks
+):
+    stack = lifecycle
+    other = image_server.add("/lifecycle/other.jpg", make_image("JPEG", 8, 9))
+    body = {"count": 1, "visits": [visit([image, other])], "callback_url": callbacks.url}
+    code, accepted = stack.api("POST", "/api/submit", body=body)
+    assert code == 201, accepted
+    job_id = accepted["job_id"]
+    messages = stack.receive()
+    assert not stack.invoke_process(messages)
+    assert not stack.invoke_process(messages)  # the finishing batch again (SQS at-least-once)
+    [event] = stack.events()
+    assert event["job_id"] == job_id and event["status"] == "completed"
+    assert event["progress"] == {"total": 2, "processed": 2, "succeeded": 2, "failed": 0}
+    [(headers, raw)] = callbacks.calls
+    assert json.loads(raw) == event
+    expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    assert headers["X-Retail-Pulse-Signature"] == expected
+    job_item = next(i for i in stack.items() if i["pk"]["S"] == f"JOB#{job_id}" and i["sk"]["S"] == "JOB")
+    assert "notices_owed" not in job_item  # the outbox is empty
+
+
+def test_a_notice_that_could_not_be_published_is_sent_by_the_redelivered_batch(lifecycle, image, monkeypatch):
+    stack = lifecycle
+
+    class DownTopic:
+        def publish(self, message, subject):
+            raise RuntimeError("SNS unavailable")
+
+    working = stack.process_image.notifier()
+    stack.process_image.notifier.cache_clear()
+    monkeypatch.setattr(
+        stack.process_image, "notifier_from_settings", lambda _: Notifier(DownTopic(), working.callbacks, SECRET)
+    )
+    job_id = stack.submit_job([visit([image])])
+    messages = stack.receive()
+    failed = stack.invoke_process(messages)
+    assert failed == {m["MessageId"] for m in messages}  # redelivered to retry the notice
+    assert status_of(stack, job_id)["status"] == "completed" and stack.events() == []
+
+    stack.process_image.notifier.cache_clear()
+    monkeypatch.setattr(stack.process_image, "notifier_from_settings", lambda _: working)
+    assert not stack.invoke_process(messages)
+    assert not stack.invoke_process(messages)
+    [event] = stack.events()
+    assert event["job_id"] == job_id
+    assert status_of(stack, job_id)["progress"]["processed"] == 1  # counted once
+
+
+def test_callback_url_is_validated_like_image_urls(lifecycle, image):
+    body = {"count": 1, "visits": [visit([image])], "callback_url": "ftp://example.com/x"}
+    code, error = lifecycle.api("POST", "/api/submit", body=body)
+    assert code == 400 and error["error"].startswith("callback_url")
+
+
+# -- retry --------------------------------------------------------------------------------------
+def test_retry_makes_a_linked_job_of_the_failed_images(lifecycle, image_server, image):
+    stack = lifecycle
+    missing = image_server.url("/lifecycle/later.jpg")
+    job_id = stack.submit_job([visit([image, missing]), visit([missing], store="RP00002")])
+    code, body = stack.api("POST", "/api/jobs/retry", query={"jobid": job_id})
+    assert code == 409 and "ongoing" in body["error"]
+    stack.drain()
+    assert status_of(stack, job_id)["status"] == "failed"
+
+    image_server.add("/lifecycle/later.jpg", make_image("PNG", 5, 7), "image/png")
+    code, accepted = stack.api("POST", "/api/jobs/retry", query={"jobid": job_id})
+    assert code == 201, accepted
+    retry_id = accepted["job_id"]
+    assert accepted["total"] == 2 and accepted["retry_of"] == job_id
+    assert status_of(stack, job_id)["retried_by"] == retry_id
+    stack.drain()
+    retried = status_of(stack, retry_id)
+    assert retried["status"] == "completed" and retried["retry_of"] == job_id
+    assert retried["progress"] == {"total": 2, "processed": 2, "succeeded": 2, "failed": 0}
+    _, results = stack.api("GET", "/api/results", query={"jobid": retry_id})
+    assert [(r["store_id"], r["perimeter"]) for r in results["results"]] == [("RP00001", 24), ("RP00002", 24)]
+
+    code, body = stack.api("POST", "/api/jobs/retry", query={"jobid": job_id})
+    assert code == 409 and retry_id in body["error"]
+    code, body = stack.api("POST", "/api/jobs/retry", query={"jobid": retry_id})
+    assert code == 409 and "no failed images" in body["error"]
+    assert stack.api("POST", "/api/jobs/retry", query={"jobid": "nope"})[0] == 400
