@@ -34,6 +34,11 @@ SHARED_STORE_MASTER = ROOT.parent / "shared" / "data" / "StoreMasterAssignment.c
 REPORTS_PATHS = ("/api/visits", "/api/stores", "/api/reports/")
 
 
+class BackloggedHTTPServer(ThreadingHTTPServer):
+    # Many workers connect at once: the default listen backlog (5) drops connects (1 s SYN retry).
+    request_queue_size = 128
+
+
 @dataclass
 class LambdaContext:
     """The attributes Powertools and our handlers read from the Lambda context."""
@@ -293,7 +298,7 @@ class ImageServer:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = BackloggedHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

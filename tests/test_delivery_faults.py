@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from conftest import LambdaContext, make_image, sqs_event
 from reliability import record
 
@@ -159,3 +160,20 @@ def test_jobs_ended_by_the_dlq_or_the_sweeper_send_one_notice(lifecycle, png):
     assert sorted(events) == sorted([(by_dlq, "failed"), (by_sweep, "failed")])
     assert status(stack, by_sweep)["progress"] == {"total": 2, "processed": 2, "succeeded": 0, "failed": 2}
     record("Jobs ended by the DLQ consumer (twice) and the sweeper (twice): one notice each", cases=2)
+
+
+def test_jobs_that_end_at_submit_send_one_notice(lifecycle, png, monkeypatch):
+    stack = lifecycle
+    unknown = stack.submit_job(visits(png, 2, store="NOT-A-STORE"))  # ends as it is created
+    _, _, queue, _ = stack.submit.dependencies()
+
+    def unavailable(**_kwargs):
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessageBatch")
+
+    monkeypatch.setattr(queue.client, "send_message_batch", unavailable)
+    code, body = stack.api("POST", "/api/submit", body={"count": 1, "visits": visits(png, 1)})
+    assert code == 503 and body["job_id"]
+    events = sorted((e["job_id"], e["status"]) for e in stack.events())
+    assert events == sorted([(unknown, "failed"), (body["job_id"], "failed")])
+    assert status(stack, body["job_id"])["reason"].startswith("enqueueing images failed")
+    record("Jobs ending at submit (unknown stores, SQS down): one notice each", cases=2)

@@ -11,12 +11,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 
-from retail_pulse.api import json_response, register_error_handlers
+from retail_pulse.api import api_cors, json_response, register_error_handlers
 from retail_pulse.api_schema import EnqueueFailedBody, ErrorBody, JobsPage, JobStatus, RetryAccepted, json_content
 from retail_pulse.dynamodb_jobs import DynamoJobRepository
 from retail_pulse.job_events import notifier_from_settings
 from retail_pulse.logic.jobs import DEFAULT_JOBS_PAGE, MAX_JOBS_PAGE, cancel_job, list_jobs, retry_job
-from retail_pulse.logic.notify import NoticeOutcome, Notifier
+from retail_pulse.logic.notify import NoticeOutcome, Notifier, notify_ended_jobs
 from retail_pulse.s3_job_specs import S3JobSpecStore
 from retail_pulse.settings import get_settings
 from retail_pulse.sqs_queue import SqsImageQueue
@@ -25,7 +25,7 @@ from retail_pulse.store_master_source import load_store_master
 logger = Logger()
 tracer = Tracer()
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 
 JobId = Annotated[str, Query(description="The `job_id` that submit returned.")]
@@ -103,9 +103,17 @@ def jobs_cancel(jobid: JobId):
 def jobs_retry(jobid: JobId):
     settings = get_settings()
     stores = load_store_master(settings.effective_store_master_uri)
-    accepted = retry_job(jobid, settings=settings, jobs=jobs(), queue=queue(), stores=stores, specs=specs())
+    accepted = retry_job(
+        jobid, settings=settings, jobs=jobs(), queue=queue(), stores=stores, specs=specs(), on_job_ended=send_notice
+    )
     logger.info("job retried", extra={"job_id": accepted["job_id"], "retry_of": jobid, "images": accepted["total"]})
     return json_response(201, accepted)
+
+
+def send_notice(job_id: str) -> None:
+    """The notice of a retry job that ended as it was created (or whose enqueueing failed)."""
+    for outcome in notify_ended_jobs([job_id], [], jobs=jobs(), notifier=notifier()):
+        log_notice(outcome)
 
 
 def log_notice(outcome: NoticeOutcome | None) -> None:

@@ -21,6 +21,8 @@ from retail_pulse.api_schema import (
 )
 from retail_pulse.dynamodb_jobs import DynamoJobRepository
 from retail_pulse.idempotency import IdempotentSubmit
+from retail_pulse.job_events import notifier_from_settings
+from retail_pulse.logic.notify import notify_ended_jobs
 from retail_pulse.logic.submit import submit_job
 from retail_pulse.s3_job_specs import S3JobSpecStore
 from retail_pulse.settings import Settings, get_settings
@@ -49,12 +51,22 @@ def dependencies() -> tuple[Settings, DynamoJobRepository, SqsImageQueue, S3JobS
     )
 
 
+def send_notice(job_id: str) -> None:
+    """The notice of a job that ended at submit (every store unknown, or enqueueing failed)."""
+    settings, jobs, _, _ = dependencies()
+    for outcome in notify_ended_jobs([job_id], [], jobs=jobs, notifier=notifier_from_settings(settings)):
+        if not outcome.complete:
+            logger.error("job notice not published", extra={"job_id": job_id, "error": outcome.topic_error})
+
+
 @lru_cache(maxsize=1)
 def idempotent_submit() -> IdempotentSubmit:
     def submit_body(body: str | None) -> dict:
         settings, jobs, queue, specs = dependencies()
         stores = load_store_master(settings.effective_store_master_uri)
-        return submit_job(body, settings=settings, jobs=jobs, queue=queue, stores=stores, specs=specs)
+        return submit_job(
+            body, settings=settings, jobs=jobs, queue=queue, stores=stores, specs=specs, on_job_ended=send_notice
+        )
 
     return IdempotentSubmit(get_settings().idempotency_table_name, submit_body)
 

@@ -27,3 +27,23 @@ def local_stack(tmp_path_factory):
     )
     yield stack
     stack.stop()
+
+
+API_KEY = "test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def keyed_stack(tmp_path_factory):
+    """A second local stack that requires `x-api-key: API_KEY`, as deployed stages do."""
+    stack = start_local_stack(
+        tmp_path_factory.mktemp("keyed-stack"),
+        "--api-key",
+        API_KEY,
+        "--warm",
+        "1",
+        "--env",
+        "PROCESSING_DELAY_MIN_S=0",
+        "PROCESSING_DELAY_MAX_S=0.02",
+    )
+    yield stack
+    stack.stop()

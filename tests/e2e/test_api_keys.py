@@ -3,21 +3,13 @@ errors in the API's JSON shape with CORS headers."""
 
 from __future__ import annotations
 
-import pytest
 import requests
 from reliability import record
 
-from local_stack.runner import start_local_stack
+from .conftest import API_KEY
 
-KEY = "test-key-0123456789abcdef"
+KEY = API_KEY
 VISIT = {"store_id": "NOPE1", "image_url": ["https://images.example.com/a.jpg"], "visit_time": "2024-03-15T10:00:00Z"}
-
-
-@pytest.fixture(scope="module")
-def keyed_stack(tmp_path_factory):
-    stack = start_local_stack(tmp_path_factory.mktemp("keyed-stack"), "--api-key", KEY, "--warm", "1")
-    yield stack
-    stack.stop()
 
 
 def test_keyed_routes_refuse_requests_without_the_key(keyed_stack):

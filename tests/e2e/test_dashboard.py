@@ -15,6 +15,8 @@ from conftest import ROOT, make_image
 from retail_pulse.errors import InvalidRequest
 from retail_pulse.validation import parse_job_request
 
+from .conftest import API_KEY
+
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(
@@ -357,3 +359,19 @@ def test_phone_width_has_no_sideways_scrolling(browser, local_stack, view):
         shot(page, f"{view}-phone")
     finally:
         phone.close()
+
+
+def test_api_key_from_settings_opens_a_keyed_stage(context, keyed_stack, images):
+    # Another origin (port) than the other tests' stack: its own localStorage, no key saved yet.
+    page = context.new_page()
+    page.goto(keyed_stack.url + "/")
+    job = {"count": 1, "visits": [{**VISIT, "image_url": [images["png"]]}]}
+    page.get_by_label("Job JSON").fill(json.dumps(job))
+    page.get_by_role("button", name="Submit job").click()
+    expect(page.locator("#submit-message")).to_have_text("The API answered 403: Forbidden")
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("API key").fill(API_KEY)
+    page.get_by_role("button", name="Save").click()
+    submit_from_page(page, job)
+    wait_for_status(page, "completed")
+    page.close()

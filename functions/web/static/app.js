@@ -5,6 +5,7 @@
 
 (function () {
   const SETTINGS_KEY = "retailPulse.apiBase";
+  const API_KEY_KEY = "retailPulse.apiKey";
   const JOBS_KEY = "retailPulse.jobs";
   const MAX_REMEMBERED_JOBS = 200;
   const POLL_MS = 1000;
@@ -123,7 +124,9 @@
     }
     let response;
     try {
-      response = await fetch(url, { cache: "no-store", ...init });
+      const apiKey = storageGet(API_KEY_KEY, "");
+      const headers = { ...((init && init.headers) || {}), ...(apiKey ? { "x-api-key": apiKey } : {}) };
+      response = await fetch(url, { cache: "no-store", ...init, headers });
     } catch (e) {
       throw new ApiError(0, `Could not reach the API at ${url.origin} (${e.message})`);
     }
@@ -876,6 +879,7 @@
   // -- Settings ----------------------------------------------------------------------------------
   function showSettings() {
     $("api-base").value = storageGet(SETTINGS_KEY, "");
+    $("api-key").value = storageGet(API_KEY_KEY, "");
     $("api-default").textContent = defaultApiBase();
   }
 
@@ -887,6 +891,7 @@
       return showMessage(message, "The API base URL must start with http:// or https://", "error");
     }
     storageSet(SETTINGS_KEY, value || null);
+    storageSet(API_KEY_KEY, $("api-key").value.trim() || null);
     showMessage(message, `Saved: the dashboard now calls ${apiBase()}`, "ok");
   }
 

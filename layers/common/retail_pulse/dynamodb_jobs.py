@@ -102,6 +102,8 @@ class DynamoJobRepository:
             "callback_url": callback_url,
             "retry_of": retry_of,
         }
+        if not remaining:  # ended at submit (every store unknown): it owes its notice, to this caller
+            job.update({"notices_owed": NOTICE_CHANNELS, "notice_lease": _lease_until()})
         # Results first: once the job item exists, its counters already include them.
         requests = [{"PutRequest": {"Item": _ser(self._result_item(r))}} for r in ended_at_submit]
         requests += [{"PutRequest": {"Item": _ser(item)}} for item in self._error_items(ended_at_submit)]
@@ -122,11 +124,20 @@ class DynamoJobRepository:
         self.client.update_item(
             TableName=self.table_name,
             Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
-            UpdateExpression="SET #status = :failed, finished_at = :now, reason = :reason",
+            # Ends the job, so it owes its notice (leased to this caller), as every ending does.
+            UpdateExpression="SET #status = :failed, finished_at = :now, reason = :reason,"
+            " notices_owed = :owed, notice_lease = :lease",
             ConditionExpression="#status = :ongoing",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=_ser(
-                {":failed": "failed", ":ongoing": "ongoing", ":now": finished_at, ":reason": reason}
+                {
+                    ":failed": "failed",
+                    ":ongoing": "ongoing",
+                    ":now": finished_at,
+                    ":reason": reason,
+                    ":owed": NOTICE_CHANNELS,
+                    ":lease": _lease_until(),
+                }
             ),
         )
 

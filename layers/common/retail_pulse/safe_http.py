@@ -48,6 +48,7 @@ import ipaddress
 import random
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -170,6 +171,10 @@ class SafeHttpClient:
     ca_certs: str | None = None  # default: certifi's bundle
     resolver: Resolver | None = None  # default: socket.getaddrinfo, looked up at call time
     sleep: Callable[[float], None] = field(default=time.sleep)
+    # Keep-alive: one connection pool per (vetted address, port, host) and worker thread, reused by
+    # later requests (a batch's images usually share a host). Keyed by the vetted address, so a
+    # reused connection still goes only where the check allowed.
+    _pools: threading.local = field(default_factory=threading.local, init=False, repr=False, compare=False)
 
     # -- the public call --------------------------------------------------------------------------
     def request(
@@ -299,7 +304,7 @@ class SafeHttpClient:
         if target.port != default_port:
             host_header += f":{target.port}"
         request_headers = {"Accept-Encoding": "identity", **headers, "Host": host_header}
-        pool = self._pool(target, timeout)
+        pool = self._pool(target)
         try:
             response = pool.urlopen(
                 method,
@@ -326,12 +331,25 @@ class SafeHttpClient:
             raise InvalidUrl("malformed URL") from None
         except (HTTPError, OSError) as exc:
             raise HttpConnectionFailed(f"connection to {target.host} failed: {type(exc).__name__}") from None
-        finally:
-            pool.close()
 
-    def _pool(self, target: _Target, timeout: urllib3.Timeout) -> urllib3.HTTPConnectionPool:
+    def _pool(self, target: _Target) -> urllib3.HTTPConnectionPool:
+        pools = getattr(self._pools, "by_target", None)
+        if pools is None:
+            pools = self._pools.by_target = {}
+        key = (target.scheme, target.address, target.port, target.host)
+        pool = pools.get(key)
+        if pool is None:
+            if len(pools) >= MAX_POOLS_PER_THREAD:
+                for old in pools.values():
+                    old.close()
+                pools.clear()
+            pool = pools[key] = self._new_pool(target)
+        return pool
+
+    def _new_pool(self, target: _Target) -> urllib3.HTTPConnectionPool:
         # The pool's host is the vetted IP: urllib3 connects there and never resolves the name again.
-        common = {"port": target.port, "timeout": timeout, "maxsize": 1, "retries": False}
+        # Timeouts are given per request (what is left of the deadline).
+        common = {"port": target.port, "maxsize": 1, "retries": False}
         if target.scheme == "http":
             return urllib3.HTTPConnectionPool(target.address, **common)
         return urllib3.HTTPSConnectionPool(
@@ -342,6 +360,9 @@ class SafeHttpClient:
             assert_hostname=target.host,  # the certificate must name the host, not the IP
             **common,
         )
+
+
+MAX_POOLS_PER_THREAD = 32  # distinct hosts kept alive per worker thread
 
 
 def is_transient_status(status: int) -> bool:

@@ -109,6 +109,7 @@ def retry_job(
     queue: ImageQueue,
     stores: StoreMaster,
     specs: JobSpecStore | None = None,
+    on_job_ended: Callable[[str], None] | None = None,
     make_job_id: Callable[[], str] = new_job_id,
 ) -> dict:
     """A new job of the failed images of an ended job (same store_id, visit_time and callback_url),
@@ -143,6 +144,7 @@ def retry_job(
             queue=queue,
             stores=stores,
             specs=specs,
+            on_job_ended=on_job_ended,
             make_job_id=lambda: retry_id,
             retry_of=job.job_id,
         )

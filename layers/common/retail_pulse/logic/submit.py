@@ -26,6 +26,7 @@ def submit_job(
     queue: ImageQueue,
     stores: StoreMaster,
     specs: JobSpecStore | None = None,  # where the image list is kept for the stall sweeper
+    on_job_ended: Callable[[str], None] | None = None,  # a job that ends at submit owes its notice
     make_job_id: Callable[[], str] = new_job_id,
     retry_of: str | None = None,  # the job whose failed images this one retries (logic/jobs.py)
 ) -> dict:
@@ -65,10 +66,14 @@ def submit_job(
     jobs.create_job(
         job_id, index, unknown_store, created_at, expires_at, callback_url=request.callback_url, retry_of=retry_of
     )
+    if not to_process and on_job_ended:
+        on_job_ended(job_id)  # every store unknown: the job ended as it was created
     try:
         queue.send(to_process)
     except EnqueueError as exc:
         reason = f"enqueueing images failed: {exc}"
         jobs.mark_failed(job_id, reason, utc_now())
+        if on_job_ended:
+            on_job_ended(job_id)
         raise EnqueueFailed(reason, job_id=job_id) from None
     return {"job_id": job_id, "total": index, "status_url": f"/api/status?jobid={job_id}"}
