@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import make_image
+from reliability import record
 
 FORMATS = {
     "baseline.jpg": ("JPEG", 640, 480, {}),
@@ -119,6 +120,7 @@ def test_every_message_delivered_twice_out_of_order_counts_once(stack, images):
     assert job["progress"] == {"total": 12, "processed": 12, "succeeded": 8, "failed": 4}
     assert job["status"] == "failed"
     assert len(results_of(stack, job_id)) == 12
+    record("SQS: every message delivered twice, out of order", cases=24)
 
 
 def test_duplicate_in_one_batch_counts_once(stack, images):
@@ -144,6 +146,7 @@ def test_worker_dying_after_the_write_is_counted_once(stack, images):
     assert job["progress"] == {"total": 3, "processed": 3, "succeeded": 3, "failed": 0}
     assert job["status"] == "completed"
     assert stack.queue_depth() == 0
+    record("Worker dies after the write, before deleting its messages", cases=3)
 
 
 def test_a_finished_job_never_changes(stack, images):
@@ -192,3 +195,4 @@ def test_dynamodb_failure_returns_every_record_for_redelivery(stack, images, mon
     assert stack.invoke_process(messages) == set()  # redelivered once DynamoDB is back
     _, job = stack.api("GET", "/api/status", query={"jobid": job_id})
     assert job["progress"]["processed"] == 2 and job["status"] == "completed"
+    record("DynamoDB throttling on a batch's write: all its records redelivered", cases=2)
