@@ -64,6 +64,13 @@ BAD_BODIES = [
     ("visit_time garbage", body_of([visit(visit_time="yesterday")]), "visits[0].visit_time"),
     ("visit_time a number", body_of([visit(visit_time=1710496800)]), "visits[0].visit_time"),
     ("visit_time bad month", body_of([visit(visit_time="2024-13-15T10:00:00Z")]), "visits[0].visit_time"),
+    (
+        "visit_time before year 1 in UTC",
+        body_of([visit(visit_time="0001-01-01T00:00:00+01:00")]),
+        "visits[0].visit_time",
+    ),
+    ("visit_time after 9999 in UTC", body_of([visit(visit_time="9999-12-31T23:59:59-01:00")]), "visits[0].visit_time"),
+    ("callback_url too long", {**body_of([GOOD_VISIT]), "callback_url": "https://x/" + "a" * 5000}, "callback_url"),
 ]
 
 

@@ -175,5 +175,42 @@ def test_jobs_that_end_at_submit_send_one_notice(lifecycle, png, monkeypatch):
     assert code == 503 and body["job_id"]
     events = sorted((e["job_id"], e["status"]) for e in stack.events())
     assert events == sorted([(unknown, "failed"), (body["job_id"], "failed")])
-    assert status(stack, body["job_id"])["reason"].startswith("enqueueing images failed")
+    failed = status(stack, body["job_id"])
+    assert failed["reason"].startswith("enqueueing images failed")
+    assert failed["progress"] == {"total": 1, "processed": 1, "succeeded": 0, "failed": 1}
     record("Jobs ending at submit (unknown stores, SQS down): one notice each", cases=2)
+
+
+def test_two_copies_of_one_image_in_a_dlq_batch_end_it_once(stack, png):
+    job_id = stack.submit_job(visits(png, 1, store="RP00007"))
+    [message] = receive_all(stack, 1)
+    copy = dict(message, MessageId="a-duplicate-send")
+    response = stack.dead_letter.lambda_handler(sqs_event([message, copy], stack.dlq_arn), LambdaContext())
+    assert response["batchItemFailures"] == []
+    assert status(stack, job_id)["progress"] == {"total": 1, "processed": 1, "succeeded": 0, "failed": 1}
+
+
+def test_a_job_that_cannot_be_swept_does_not_hold_up_the_others(stack, png, monkeypatch):
+    first = stack.submit_job(visits(png, 1, store="RP00008"))
+    second = stack.submit_job(visits(png, 1, store="RP00009"))
+    stack.sqs.purge_queue(QueueUrl=stack.queue_url)
+    _, jobs, specs = stack.stall_sweeper.dependencies()
+    real_load = specs.load
+
+    def broken_for_first(job_id):
+        if job_id == first:
+            raise RuntimeError("S3 is having a bad day")
+        return real_load(job_id)
+
+    monkeypatch.setattr(specs, "load", broken_for_first)
+    errors = []
+    swept = sweep_stalled_jobs(
+        jobs=jobs,
+        specs=specs,
+        now=datetime.now(UTC) + timedelta(seconds=2200),
+        stall_after_s=2100,
+        on_error=lambda job_id, exc: errors.append(job_id),
+    )
+    assert [s.job_id for s in swept] == [second] and errors == [first]
+    assert status(stack, first)["status"] == "ongoing"  # left for the next run
+    assert status(stack, second)["status"] == "failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -99,10 +100,18 @@ def test_jobs_are_listed_newest_first_in_pages_from_the_indexes(lifecycle, image
         assert len(items) == {"succeeded": 0, "failed": 1, "completed": 3}[status]
 
 
+def _token(status, cursor) -> str:
+    raw = json.dumps({"s": status, "c": cursor}, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     "query",
     [
         {"next_token": "garbage!"},
+        # Well-formed but empty key values: DynamoDB itself would refuse them (moto does not).
+        {"next_token": _token(None, {"pk": "", "sk": "JOB", "job_list": "JOB", "job_list_sk": ""})},
+        {"next_token": _token(None, {"pk": "JOB#x", "sk": "JOB", "job_list": "JOB", "job_list_sk": ""})},
         {"status": "bogus"},
         {"limit": 0},
         {"limit": 101},

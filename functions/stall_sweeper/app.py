@@ -30,7 +30,13 @@ def dependencies() -> tuple[Settings, DynamoJobRepository, S3JobSpecStore]:
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     settings, jobs, specs = dependencies()
-    swept = sweep_stalled_jobs(jobs=jobs, specs=specs, now=datetime.now(UTC), stall_after_s=settings.stall_after_s)
+
+    def sweep_failed(job_id: str, exc: Exception) -> None:
+        logger.exception("sweeping a stalled job failed; the next run tries again", extra={"job_id": job_id})
+
+    swept = sweep_stalled_jobs(
+        jobs=jobs, specs=specs, now=datetime.now(UTC), stall_after_s=settings.stall_after_s, on_error=sweep_failed
+    )
     for job in swept:
         logger.warning(
             "stalled job finished",

@@ -113,11 +113,12 @@ class DynamoJobRepository:
 
     def _batch_write(self, requests: list[dict]) -> None:
         pending = {self.table_name: requests}
-        for _ in range(8):
+        for attempt in range(8):
             unprocessed = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
             if not unprocessed:
                 return
             pending = unprocessed
+            time.sleep(random.uniform(0.5, 1.0) * min(1.0, 0.05 * 2**attempt))  # throttled: back off
         raise RuntimeError("DynamoDB left items unprocessed after retries")
 
     def mark_failed(self, job_id: str, reason: str, finished_at: str) -> None:
@@ -125,8 +126,10 @@ class DynamoJobRepository:
             TableName=self.table_name,
             Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
             # Ends the job, so it owes its notice (leased to this caller), as every ending does.
+            # The images not ended yet end with it (counted failed, no per-image result): the batches
+            # already enqueued find the job failed and are dropped, so processed reaches total.
             UpdateExpression="SET #status = :failed, finished_at = :now, reason = :reason,"
-            " notices_owed = :owed, notice_lease = :lease",
+            " failed = failed + remaining, remaining = :zero, notices_owed = :owed, notice_lease = :lease",
             ConditionExpression="#status = :ongoing",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=_ser(
@@ -135,6 +138,7 @@ class DynamoJobRepository:
                     ":ongoing": "ongoing",
                     ":now": finished_at,
                     ":reason": reason,
+                    ":zero": 0,
                     ":owed": NOTICE_CHANNELS,
                     ":lease": _lease_until(),
                 }
@@ -326,9 +330,11 @@ class DynamoJobRepository:
             valid = (
                 isinstance(after, dict)
                 and set(after) == names
-                and all(isinstance(v, str) for v in after.values())
+                and all(isinstance(v, str) and v for v in after.values())  # DynamoDB refuses empty keys
                 and after[key_names[0]] == partition
                 and after["sk"] == JOB_SK
+                and after["pk"].startswith("JOB#")
+                and len(after["pk"]) > len("JOB#")
             )
             if not valid:
                 raise ValueError("cursor not from this listing")

@@ -76,6 +76,8 @@ def parse_job_request(body: str | None, max_images: int, limits: InputLimits | N
     callback_url = data.get("callback_url")
     if callback_url is not None and not is_http_url(callback_url):  # SSRF rules apply when it is called
         raise InvalidRequest("callback_url: must be an absolute http(s) URL")
+    if callback_url is not None:
+        _check_text(callback_url, "callback_url", limits.max_url_length)
     return JobRequest(visits=tuple(parsed), callback_url=callback_url)
 
 
@@ -137,7 +139,10 @@ def parse_visit_time(value: object) -> str | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return format_utc(moment.astimezone(UTC))
+    try:
+        return format_utc(moment.astimezone(UTC))
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before year 1 in UTC
+        return None
 
 
 def format_utc(moment: datetime) -> str:
