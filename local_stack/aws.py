@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
+import os
 import threading
 from typing import Any
 
@@ -130,6 +131,14 @@ class MotoApp:
 def _serve_moto(host: str, port: int, conn) -> None:
     server = make_server(host, port, MotoApp(), threaded=True, request_handler=_QuietHandler)
     conn.send(server.port)
+
+    def exit_with_parent() -> None:
+        # The pipe closes when the local stack exits, however it exits (even SIGKILL): so do we.
+        with contextlib.suppress(EOFError, OSError):
+            conn.recv()
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, name="parent-watch", daemon=True).start()
     server.serve_forever()
 
 
@@ -170,6 +179,7 @@ class AwsEndpoint:
         if not parent.poll(120):
             raise RuntimeError("moto did not start")
         self.moto_url = f"http://{host}:{parent.recv()}"
+        self._moto_pipe = parent  # kept open for the moto process's lifetime (it exits when this closes)
         self._thread = threading.Thread(target=self._sqs_server.serve_forever, name="sqs", daemon=True)
 
     def start(self) -> AwsEndpoint:
