@@ -12,6 +12,7 @@ from conftest import LambdaContext, make_image, sqs_event
 from reliability import record
 
 from local_stack.template import Stack
+from retail_pulse.logic.notify import Notifier
 from retail_pulse.logic.unfinished import sweep_stalled_jobs
 
 
@@ -214,3 +215,30 @@ def test_a_job_that_cannot_be_swept_does_not_hold_up_the_others(stack, png, monk
     assert [s.job_id for s in swept] == [second] and errors == [first]
     assert status(stack, first)["status"] == "ongoing"  # left for the next run
     assert status(stack, second)["status"] == "failed"
+
+
+def test_a_notice_the_dlq_consumer_could_not_publish_is_sent_by_the_sweeper_once(lifecycle, png, monkeypatch):
+    stack = lifecycle
+    job_id = stack.submit_job(visits(png, 1, store="RP00010"))
+    [message] = receive_all(stack, 1)
+    working = stack.dead_letter.notifier()
+
+    class DownTopic:
+        def publish(self, message: str, subject: str) -> None:
+            raise ConnectionError("SNS unreachable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stack.dead_letter, "notifier", lambda: Notifier(DownTopic(), working.callbacks, "s"))
+        assert dead_letter(stack, message) == set()  # the image is recorded; the notice stays owed
+    assert status(stack, job_id)["status"] == "failed" and stack.events() == []
+    # The DLQ consumer's lease on the notice runs out (here: its job ended an hour ago).
+    boto3.client("dynamodb").update_item(
+        TableName=stack.stack.refs["JobsTable"],
+        Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "JOB"}},
+        UpdateExpression="SET finished_at = :then, notice_lease = :then",
+        ExpressionAttributeValues={":then": {"S": "2020-01-01T00:00:00.000Z"}},
+    )
+    for _ in range(2):
+        stack.stall_sweeper.lambda_handler({"source": "aws.events"}, LambdaContext())
+    assert [(e["job_id"], e["status"]) for e in stack.events()] == [(job_id, "failed")]
+    record("Completion notice publish failed on the DLQ path: sent later by the sweeper, once", cases=1)

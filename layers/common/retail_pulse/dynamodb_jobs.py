@@ -50,6 +50,10 @@ JOBS_BY_CREATED_AT = "JobsByCreatedAt"
 JOBS_BY_STATUS = "JobsByStatus"
 # Completion notice channels owed by a job that just ended (the outbox: see logic/notify.py).
 NOTICE_CHANNELS = {"topic", "callback"}
+# Sparse NoticesDue index: only jobs that still owe a notice carry it, so the stall sweeper can retry
+# notices that an ending path (DLQ consumer, sweeper, submit, cancel) could not publish.
+NOTICE_DUE = "DUE"
+NOTICES_DUE = "NoticesDue"
 NOTICE_LEASE_S = 120  # a sender holds a job's notice this long before another may take it over
 
 
@@ -103,7 +107,7 @@ class DynamoJobRepository:
             "retry_of": retry_of,
         }
         if not remaining:  # ended at submit (every store unknown): it owes its notice, to this caller
-            job.update({"notices_owed": NOTICE_CHANNELS, "notice_lease": _lease_until()})
+            job.update({"notices_owed": NOTICE_CHANNELS, "notice_lease": _lease_until(), "notice_due": NOTICE_DUE})
         # Results first: once the job item exists, its counters already include them.
         requests = [{"PutRequest": {"Item": _ser(self._result_item(r))}} for r in ended_at_submit]
         requests += [{"PutRequest": {"Item": _ser(item)}} for item in self._error_items(ended_at_submit)]
@@ -129,7 +133,8 @@ class DynamoJobRepository:
             # The images not ended yet end with it (counted failed, no per-image result): the batches
             # already enqueued find the job failed and are dropped, so processed reaches total.
             UpdateExpression="SET #status = :failed, finished_at = :now, reason = :reason,"
-            " failed = failed + remaining, remaining = :zero, notices_owed = :owed, notice_lease = :lease",
+            " failed = failed + remaining, remaining = :zero,"
+            " notices_owed = :owed, notice_lease = :lease, notice_due = :due",
             ConditionExpression="#status = :ongoing",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=_ser(
@@ -140,6 +145,7 @@ class DynamoJobRepository:
                     ":reason": reason,
                     ":zero": 0,
                     ":owed": NOTICE_CHANNELS,
+                    ":due": NOTICE_DUE,
                     ":lease": _lease_until(),
                 }
             ),
@@ -257,7 +263,7 @@ class DynamoJobRepository:
                 TableName=self.table_name,
                 Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
                 UpdateExpression="SET #status = :final, finished_at = :now,"
-                " notices_owed = :owed, notice_lease = :lease",
+                " notices_owed = :owed, notice_lease = :lease, notice_due = :due",
                 ConditionExpression="#status = :ongoing AND remaining <= :zero",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=_ser(
@@ -267,6 +273,7 @@ class DynamoJobRepository:
                         ":ongoing": "ongoing",
                         ":zero": 0,
                         ":owed": NOTICE_CHANNELS,
+                        ":due": NOTICE_DUE,
                         ":lease": _lease_until(),
                     }
                 ),
@@ -392,7 +399,7 @@ class DynamoJobRepository:
                 TableName=self.table_name,
                 Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
                 UpdateExpression="SET #status = :cancelled, finished_at = :now, cancelled = remaining,"
-                " remaining = :zero, notices_owed = :owed, notice_lease = :lease",
+                " remaining = :zero, notices_owed = :owed, notice_lease = :lease, notice_due = :due",
                 ConditionExpression="#status = :ongoing",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=_ser(
@@ -402,6 +409,7 @@ class DynamoJobRepository:
                         ":zero": 0,
                         ":ongoing": "ongoing",
                         ":owed": NOTICE_CHANNELS,
+                        ":due": NOTICE_DUE,
                         ":lease": _lease_until(),
                     }
                 ),
@@ -472,13 +480,38 @@ class DynamoJobRepository:
         return True
 
     def notice_delivered(self, job_id: str, channel: str) -> None:
-        """Takes `channel` off the job's owed notices (the set disappears with its last member)."""
-        self.client.update_item(
+        """Takes `channel` off the job's owed notices (the set disappears with its last member, and
+        then the job leaves the NoticesDue index)."""
+        resp = self.client.update_item(
             TableName=self.table_name,
             Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
             UpdateExpression="DELETE notices_owed :channel",
             ExpressionAttributeValues=_ser({":channel": {channel}}),
+            ReturnValues="ALL_NEW",
         )
+        if "notices_owed" not in resp.get("Attributes", {}):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
+                UpdateExpression="REMOVE notice_due",
+                ConditionExpression="attribute_not_exists(notices_owed)",
+            )
+
+    def notices_due(self, ended_before: str) -> list[str]:
+        """Ids of jobs that ended before `ended_before` and still owe a notice (NoticesDue index)."""
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": NOTICES_DUE,
+            "KeyConditionExpression": "notice_due = :due AND finished_at < :before",
+            "ExpressionAttributeValues": _ser({":due": NOTICE_DUE, ":before": ended_before}),
+        }
+        while True:
+            resp = self.client.query(**kwargs)
+            ids += [_de(i)["pk"][len("JOB#") :] for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return ids
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def release_notice(self, job_id: str) -> None:
         self.client.update_item(
@@ -546,7 +579,8 @@ class DynamoJobRepository:
                 Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
                 # Like finish_if_done: the update that ends the job owes its notice, leased to this caller.
                 UpdateExpression="SET #status = :failed, finished_at = :now, reason = :reason,"
-                " failed = failed + remaining, remaining = :zero, notices_owed = :owed, notice_lease = :lease",
+                " failed = failed + remaining, remaining = :zero,"
+                " notices_owed = :owed, notice_lease = :lease, notice_due = :due",
                 ConditionExpression="#status = :ongoing",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=_ser(
@@ -557,6 +591,7 @@ class DynamoJobRepository:
                         ":reason": reason,
                         ":zero": 0,
                         ":owed": NOTICE_CHANNELS,
+                        ":due": NOTICE_DUE,
                         ":lease": _lease_until(),
                     }
                 ),

@@ -66,6 +66,9 @@ class JobLifecycleRepository(Protocol):
     def claim_notice(self, job_id: str) -> bool:
         """Takes the lease on an owed notice nobody else holds now; True when taken."""
 
+    def notices_due(self, ended_before: str) -> list[str]:
+        """Ids of ended jobs that still owe a notice (ended before `ended_before`)."""
+
     def notice_delivered(self, job_id: str, channel: str) -> None: ...
 
     def release_notice(self, job_id: str) -> None:

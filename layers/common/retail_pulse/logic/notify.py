@@ -124,3 +124,9 @@ def notify_ended_jobs(
         if job_id not in finished and jobs.claim_notice(job_id):
             outcomes.append(deliver_notice(job_id, jobs=jobs, notifier=notifier))
     return outcomes
+
+
+def retry_owed_notices(ended_before: str, *, jobs: JobLifecycleRepository, notifier: Notifier) -> list[NoticeOutcome]:
+    """Notices still owed by jobs that ended before `ended_before` (whose ender's lease has run out),
+    each sent by whoever wins its lease: the stall sweeper's safety net for every ending path."""
+    return notify_ended_jobs([], jobs.notices_due(ended_before), jobs=jobs, notifier=notifier)
