@@ -125,31 +125,38 @@ class DynamoJobRepository:
             time.sleep(random.uniform(0.5, 1.0) * min(1.0, 0.05 * 2**attempt))  # throttled: back off
         raise RuntimeError("DynamoDB left items unprocessed after retries")
 
-    def mark_failed(self, job_id: str, reason: str, finished_at: str) -> None:
-        self.client.update_item(
-            TableName=self.table_name,
-            Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
-            # Ends the job, so it owes its notice (leased to this caller), as every ending does.
-            # The images not ended yet end with it (counted failed, no per-image result): the batches
-            # already enqueued find the job failed and are dropped, so processed reaches total.
-            UpdateExpression="SET #status = :failed, finished_at = :now, reason = :reason,"
-            " failed = failed + remaining, remaining = :zero,"
-            " notices_owed = :owed, notice_lease = :lease, notice_due = :due",
-            ConditionExpression="#status = :ongoing",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=_ser(
-                {
-                    ":failed": "failed",
-                    ":ongoing": "ongoing",
-                    ":now": finished_at,
-                    ":reason": reason,
-                    ":zero": 0,
-                    ":owed": NOTICE_CHANNELS,
-                    ":due": NOTICE_DUE,
-                    ":lease": _lease_until(),
-                }
-            ),
-        )
+    def mark_failed(self, job_id: str, reason: str, finished_at: str) -> FinishedJob | None:
+        """Ends an ongoing job as failed with `reason`; None when it is not ongoing (any more).
+
+        The images not ended yet end with it (counted failed, no per-image result): batches still
+        in the queue find the job failed and are dropped, so processed reaches total. Like every
+        ending, the update owes the job's notice, leased to this caller."""
+        try:
+            resp = self.client.update_item(
+                TableName=self.table_name,
+                Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
+                UpdateExpression="SET #status = :failed, finished_at = :now, reason = :reason,"
+                " failed = failed + remaining, remaining = :zero,"
+                " notices_owed = :owed, notice_lease = :lease, notice_due = :due",
+                ConditionExpression="#status = :ongoing",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_ser(
+                    {
+                        ":failed": "failed",
+                        ":ongoing": "ongoing",
+                        ":now": finished_at,
+                        ":reason": reason,
+                        ":zero": 0,
+                        ":owed": NOTICE_CHANNELS,
+                        ":due": NOTICE_DUE,
+                        ":lease": _lease_until(),
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return FinishedJob(job_id, "failed", _de(resp["Attributes"])["created_at"], finished_at)
 
     # -- processing -----------------------------------------------------------------------
     def record_batch(self, results: Sequence[ImageResult]) -> list[FinishedJob]:
@@ -570,36 +577,7 @@ class DynamoJobRepository:
     def finish_stalled(self, job_id: str, reason: str, now: str) -> FinishedJob | None:
         """Finish an ongoing job whose remaining images cannot be ended one by one (no image list):
         they count as failed, so processed reaches total. A no-op on a job that is not ongoing."""
-        done = self.finish_if_done(job_id)
-        if done is not None:
-            return done
-        try:
-            resp = self.client.update_item(
-                TableName=self.table_name,
-                Key=_ser({"pk": job_pk(job_id), "sk": JOB_SK}),
-                # Like finish_if_done: the update that ends the job owes its notice, leased to this caller.
-                UpdateExpression="SET #status = :failed, finished_at = :now, reason = :reason,"
-                " failed = failed + remaining, remaining = :zero,"
-                " notices_owed = :owed, notice_lease = :lease, notice_due = :due",
-                ConditionExpression="#status = :ongoing",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_ser(
-                    {
-                        ":failed": "failed",
-                        ":ongoing": "ongoing",
-                        ":now": now,
-                        ":reason": reason,
-                        ":zero": 0,
-                        ":owed": NOTICE_CHANNELS,
-                        ":due": NOTICE_DUE,
-                        ":lease": _lease_until(),
-                    }
-                ),
-                ReturnValues="ALL_NEW",
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return None
-        return FinishedJob(job_id, "failed", _de(resp["Attributes"])["created_at"], now)
+        return self.finish_if_done(job_id) or self.mark_failed(job_id, reason, now)
 
     def ended_indices(self, job_id: str) -> set[int]:
         """Indices of the job's images that already have a result (keys only, paged)."""

@@ -29,7 +29,7 @@ class JobRepository(Protocol):
 
         Returns the jobs this call finished (a job is reported by exactly one call)."""
 
-    def mark_failed(self, job_id: str, reason: str, finished_at: str) -> None: ...
+    def mark_failed(self, job_id: str, reason: str, finished_at: str) -> FinishedJob | None: ...
 
     def ongoing_jobs(self) -> list[tuple[str, str]]:
         """(job_id, last progress time) of every ongoing job."""
