@@ -134,7 +134,7 @@ def test_status_of_missing_or_unknown_job_is_400(stack, query):
 def test_results_reject_bad_limit_token_and_unknown_job(stack):
     job_id = stack.submit_job([GOOD_VISIT])
     other = stack.submit_job([GOOD_VISIT])
-    from retail_pulse.logic.status import encode_token
+    from retail_pulse.logic.paging import encode_token
 
     cases = [
         {"jobid": job_id, "limit": "0"},

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Callable
 from typing import Protocol
@@ -15,6 +13,7 @@ from ..settings import Settings
 from ..store_master import StoreMaster
 from ..validation import utc_now
 from .notify import NoticeOutcome, Notifier, deliver_notice
+from .paging import decode_token, encode_token, parse_limit
 from .status import job_status, progress, require_job
 from .submit import new_job_id, submit_job
 
@@ -31,15 +30,15 @@ def list_jobs(
     status = status or None
     if status is not None and status not in LISTED_STATUSES:
         raise InvalidRequest(f"status: must be one of {', '.join(LISTED_STATUSES)}")
-    page_size = _parse_limit(limit)
-    after = _decode_token(next_token, status) if next_token else None
+    page_size = parse_limit(limit, default=DEFAULT_JOBS_PAGE, maximum=MAX_JOBS_PAGE)
+    after = decode_token(next_token, status, dict, "listing") if next_token else None
     try:
         page, cursor = jobs.page_jobs(status, after, page_size)
     except ValueError:
         raise InvalidRequest("next_token: malformed or not from this listing") from None
     return {
         "jobs": [_listed(job) for job in page],
-        "next_token": _encode_token(status, cursor) if cursor else None,
+        "next_token": encode_token(status, cursor) if cursor else None,
     }
 
 
@@ -54,32 +53,6 @@ def _listed(job: Job) -> dict:
     if job.retry_of:
         body["retry_of"] = job.retry_of
     return body
-
-
-def _parse_limit(raw: int | str | None) -> int:
-    if raw is None or raw == "":
-        return DEFAULT_JOBS_PAGE
-    text = str(raw)
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_JOBS_PAGE:
-        raise InvalidRequest(f"limit: must be an integer from 1 to {MAX_JOBS_PAGE}")
-    return int(text)
-
-
-def _encode_token(status: str | None, cursor: dict) -> str:
-    raw = json.dumps({"s": status, "c": cursor}, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str, status: str | None) -> dict:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        cursor = data["c"]
-        valid = data["s"] == status and isinstance(cursor, dict)
-    except (ValueError, TypeError, KeyError, binascii.Error):
-        valid = False
-    if not valid:
-        raise InvalidRequest("next_token: malformed or not from this listing")
-    return cursor
 
 
 # -- POST /api/jobs/cancel ------------------------------------------------------------------------

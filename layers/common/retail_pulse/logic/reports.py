@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections import defaultdict
 from datetime import date
@@ -14,6 +11,7 @@ from ..models import ReportCounters, VisitImage
 from ..ports import ReportRepository
 from ..store_master import StoreMaster
 from ..validation import parse_visit_time
+from .paging import decode_token, encode_token, parse_limit
 
 DEFAULT_VISIT_PAGE = 1000
 MAX_VISIT_PAGE = 5000
@@ -41,9 +39,9 @@ def query_visits(
     end = parse_bound(enddate, "enddate", end_of_day=True)
     if start and end and end < start:
         raise InvalidRequest("enddate: before startdate")
-    page_size = parse_limit(limit, DEFAULT_VISIT_PAGE, MAX_VISIT_PAGE)
+    page_size = parse_limit(limit, default=DEFAULT_VISIT_PAGE, maximum=MAX_VISIT_PAGE)
     query = [area, store_id, start, end]
-    after = _decode_token(next_token, query) if next_token else None
+    after = decode_token(next_token, query, str, "query") if next_token else None
     try:
         images, cursor = reports.page_visits(
             area=area, store_id=store_id, start=start, end=end, after=after, limit=page_size
@@ -52,7 +50,7 @@ def query_visits(
         raise InvalidRequest("next_token: malformed or not from this query") from None
     return {
         "results": _group(images, area, store_id, stores),
-        "next_token": _encode_token(query, cursor) if cursor else None,
+        "next_token": encode_token(query, cursor) if cursor else None,
     }
 
 
@@ -94,23 +92,6 @@ def _group(images: list[VisitImage], area: str, store_id: str | None, stores: St
             }
         )
     return out
-
-
-def _encode_token(query: list, cursor: str) -> str:
-    raw = json.dumps({"q": query, "c": cursor}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str, query: list) -> str:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        cursor = data["c"]
-        valid = data["q"] == query and isinstance(cursor, str)
-    except (ValueError, TypeError, KeyError, binascii.Error):
-        valid = False
-    if not valid:
-        raise InvalidRequest("next_token: malformed or not from this query")
-    return cursor
 
 
 # -- GET /api/reports/areas, /api/reports/stores ----------------------------------------------------
@@ -166,12 +147,3 @@ def _require_store(store_id: str, area: str, stores: StoreMaster) -> None:
         raise StoreNotFound(f"storeid: no store {store_id[:64]} in the Store Master")
     if store.area_code != area:
         raise StoreNotInArea(f"storeid: store {store_id} is in area {store.area_code}, not {area}")
-
-
-def parse_limit(raw: int | str | None, default: int, maximum: int) -> int:
-    if raw is None or raw == "":
-        return default
-    text = str(raw)
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
-        raise InvalidRequest(f"limit: must be an integer from 1 to {maximum}")
-    return int(text)

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-
 from ..errors import InvalidRequest, JobNotFound
 from ..models import ImageResult, Job
 from ..ports import JobRepository
+from .paging import decode_token, encode_token, parse_limit
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -34,8 +31,10 @@ def job_status(job_id: str | None, *, jobs: JobRepository) -> dict:
 
 
 def job_results(job_id: str | None, limit: int | str | None, next_token: str | None, *, jobs: JobRepository) -> dict:
-    page_size = _parse_limit(limit)
-    after = decode_token(next_token, job_id) if next_token else None
+    page_size = parse_limit(limit, default=DEFAULT_PAGE, maximum=MAX_PAGE)
+    after = decode_token(next_token, job_id, int, "job") if next_token else None
+    if after is not None and after < 0:
+        raise InvalidRequest("next_token: malformed or not from this job")
     job = require_job(job_id, jobs)
     results, more = jobs.page_results(job.job_id, after, page_size)
     token = encode_token(job.job_id, results[-1].task.index) if more and results else None
@@ -57,32 +56,6 @@ def require_job(job_id: str | None, jobs: JobRepository) -> Job:
     if job is None:
         raise JobNotFound(f"jobid: no job {job_id[:128]}")
     return job
-
-
-def _parse_limit(raw: int | str | None) -> int:
-    if raw is None or raw == "":
-        return DEFAULT_PAGE
-    text = str(raw)  # the API hands over an int it already checked; other callers may pass the raw string
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
-        raise InvalidRequest(f"limit: must be an integer from 1 to {MAX_PAGE}")
-    return int(text)
-
-
-def encode_token(job_id: str, last_index: int) -> str:
-    raw = json.dumps({"j": job_id, "i": last_index}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_token(token: str, job_id: str | None) -> int:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        index = data["i"]
-        valid = data["j"] == job_id and isinstance(index, int) and not isinstance(index, bool) and index >= 0
-    except (ValueError, TypeError, KeyError, binascii.Error):
-        valid = False
-    if not valid:
-        raise InvalidRequest("next_token: malformed or not from this job")
-    return index
 
 
 def _result_body(r: ImageResult) -> dict:

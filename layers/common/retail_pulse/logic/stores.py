@@ -17,7 +17,8 @@ from difflib import SequenceMatcher
 from ..errors import InvalidRequest
 from ..models import Store
 from ..store_master import StoreMaster
-from .reports import parse_limit, require_area
+from .paging import parse_limit
+from .reports import require_area
 
 DEFAULT_STORES = 20
 MAX_STORES = 100
@@ -48,7 +49,7 @@ def words(text: str) -> list[str]:
 
 
 def search_stores(q: str | None, area: str | None, limit: int | str | None, *, stores: StoreMaster) -> dict:
-    size = parse_limit(limit, DEFAULT_STORES, MAX_STORES)
+    size = parse_limit(limit, default=DEFAULT_STORES, maximum=MAX_STORES)
     if area:
         area = require_area(area, stores)
     index = _indexes.get(stores)
