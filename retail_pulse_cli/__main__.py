@@ -80,7 +80,8 @@ class Client:
                 return
 
 
-def wait_with_progress(client: Client, job_id: str, interval: float, out=sys.stderr) -> dict:
+def wait_with_progress(client: Client, job_id: str, interval: float, out=None) -> dict:
+    out = out or sys.stderr
     status = client.status(job_id)
     total = status["progress"]["total"]
     with tqdm(total=total, unit="img", desc=job_id[:12], file=out, dynamic_ncols=True) as bar:
@@ -95,7 +96,8 @@ def wait_with_progress(client: Client, job_id: str, interval: float, out=sys.std
             status = client.status(job_id)
 
 
-def print_summary(status: dict, out=sys.stdout) -> None:
+def print_summary(status: dict, out=None) -> None:
+    out = out or sys.stdout  # looked up at call time, so redirected output is honoured
     p = status["progress"]
     print(f"job {status['job_id']}: {status['status']}", file=out)
     cancelled = f", cancelled {p['cancelled']}" if p.get("cancelled") is not None else ""
@@ -126,10 +128,15 @@ def run_lifecycle_command(client: Client, args: argparse.Namespace) -> int:
         return 0
     accepted = client.retry(args.job_id)
     print(f"retrying as job {accepted['job_id']} ({accepted['total']} images)", file=sys.stderr)
-    if not args.wait:
-        print(accepted["job_id"])
+    return follow(client, accepted["job_id"], args.wait, args.interval)
+
+
+def follow(client: Client, job_id: str, wait: bool, interval: float) -> int:
+    """Print the new job's id, or follow it to its end: exit status 0 only for `completed`."""
+    if not wait:
+        print(job_id)
         return 0
-    final = wait_with_progress(client, accepted["job_id"], args.interval)
+    final = wait_with_progress(client, job_id, interval)
     print_summary(final)
     return 0 if final["status"] == "completed" else 1
 
@@ -169,12 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 job = json.load(f)
             accepted = client.submit(job)
             print(f"submitted job {accepted['job_id']} ({accepted.get('total', '?')} images)", file=sys.stderr)
-            if not args.wait:
-                print(accepted["job_id"])
-                return 0
-            final = wait_with_progress(client, accepted["job_id"], args.interval)
-            print_summary(final)
-            return 0 if final["status"] == "completed" else 1
+            return follow(client, accepted["job_id"], args.wait, args.interval)
         if args.command == "status":
             final = wait_with_progress(client, args.job_id, args.interval) if args.wait else client.status(args.job_id)
             print_summary(final)
