@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -300,17 +300,7 @@ class DynamoJobRepository:
         item = self._get_job_item(job_id)
         if item is None:
             return None
-        job = Job(
-            job_id=item["job_id"],
-            status=item["status"],
-            total=item["total"],
-            succeeded=item["succeeded"],
-            failed=item["failed"],
-            created_at=item["created_at"],
-            finished_at=item.get("finished_at"),
-            reason=item.get("reason"),
-        )
-        _add_lifecycle_fields(job, item)
+        job = self._job_from_item(item)
         if job.failed:
             errors = self._query(job_id, ERROR_PREFIX, None, MAX_STORE_ERRORS + 1)
             job.store_errors = [{"store_id": e["store_id"], "error": e["error"]} for e in errors[:MAX_STORE_ERRORS]]
@@ -436,13 +426,7 @@ class DynamoJobRepository:
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": _ser({":pk": job_pk(job_id), ":prefix": RESULT_PREFIX, ":failed": "failed"}),
         }
-        out: list[ImageResult] = []
-        while True:
-            resp = self.client.query(**kwargs)
-            out += [self._result_from_item(job_id, _de(i)) for i in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return [self._result_from_item(job_id, item) for item in self._query_all(**kwargs)]
 
     def link_retry(self, job_id: str, retry_job_id: str) -> bool:
         """Marks an ended job as retried by `retry_job_id`; False if it is ongoing, unknown or already retried."""
@@ -506,19 +490,13 @@ class DynamoJobRepository:
 
     def notices_due(self, ended_before: str) -> list[str]:
         """Ids of jobs that ended before `ended_before` and still owe a notice (NoticesDue index)."""
-        ids: list[str] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": NOTICES_DUE,
-            "KeyConditionExpression": "notice_due = :due AND finished_at < :before",
-            "ExpressionAttributeValues": _ser({":due": NOTICE_DUE, ":before": ended_before}),
-        }
-        while True:
-            resp = self.client.query(**kwargs)
-            ids += [_de(i)["pk"][len("JOB#") :] for i in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp:
-                return ids
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        items = self._query_all(
+            TableName=self.table_name,
+            IndexName=NOTICES_DUE,
+            KeyConditionExpression="notice_due = :due AND finished_at < :before",
+            ExpressionAttributeValues=_ser({":due": NOTICE_DUE, ":before": ended_before}),
+        )
+        return [item["pk"][len("JOB#") :] for item in items]
 
     def release_notice(self, job_id: str) -> None:
         self.client.update_item(
@@ -531,6 +509,15 @@ class DynamoJobRepository:
         start = result_sk(after_index) if after_index is not None else None
         items = self._query(job_id, RESULT_PREFIX, start, limit + 1)
         return [self._result_from_item(job_id, i) for i in items[:limit]], len(items) > limit
+
+    def _query_all(self, **kwargs: Any) -> Iterator[dict]:
+        """Every item a Query returns, page after page, as plain values."""
+        while True:
+            resp = self.client.query(**kwargs)
+            yield from (_de(i) for i in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def _query(self, job_id: str, prefix: str, start_sk: str | None, want: int) -> list[dict]:
         """Items of one job whose sk starts with `prefix`, after `start_sk`, at most `want` of them."""
@@ -553,20 +540,14 @@ class DynamoJobRepository:
     # -- stall sweeping -------------------------------------------------------------------
     def ongoing_jobs(self) -> list[tuple[str, str]]:
         """(job_id, progressed_at) of every ongoing job, from the JobsByStatus index (no scan)."""
-        keys: list[dict] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": JOBS_BY_STATUS,
-            "KeyConditionExpression": "#status = :ongoing",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": _ser({":ongoing": "ongoing"}),
-        }
-        while True:
-            resp = self.client.query(**kwargs)
-            keys += [_de({"pk": i["pk"], "sk": i["sk"]}) for i in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp:
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        index_items = self._query_all(
+            TableName=self.table_name,
+            IndexName=JOBS_BY_STATUS,
+            KeyConditionExpression="#status = :ongoing",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=_ser({":ongoing": "ongoing"}),
+        )
+        keys = [{"pk": i["pk"], "sk": i["sk"]} for i in index_items]
         items = self._batch_get(keys, "pk, job_id, #status, progressed_at, created_at", consistent=True) if keys else {}
         return [
             (i["job_id"], i.get("progressed_at") or i["created_at"])
@@ -581,19 +562,13 @@ class DynamoJobRepository:
 
     def ended_indices(self, job_id: str) -> set[int]:
         """Indices of the job's images that already have a result (keys only, paged)."""
-        ended: set[int] = set()
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": _ser({":pk": job_pk(job_id), ":prefix": RESULT_PREFIX}),
-            "ProjectionExpression": "sk",
-        }
-        while True:
-            resp = self.client.query(**kwargs)
-            ended |= {int(_de(i)["sk"][len(RESULT_PREFIX) :]) for i in resp.get("Items", [])}
-            if "LastEvaluatedKey" not in resp:
-                return ended
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        items = self._query_all(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=_ser({":pk": job_pk(job_id), ":prefix": RESULT_PREFIX}),
+            ProjectionExpression="sk",
+        )
+        return {int(item["sk"][len(RESULT_PREFIX) :]) for item in items}
 
     # -- item shapes ----------------------------------------------------------------------
     @staticmethod
