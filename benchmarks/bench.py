@@ -10,38 +10,30 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import importlib.util
-import io
 import json
 import os
 import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
 
 import boto3  # noqa: E402
-from PIL import Image  # noqa: E402
 
+from devkit.images import UniformImageHost as ImageHost  # noqa: E402
+from devkit.lambda_runtime import LambdaContext, load_function  # noqa: E402
+from devkit.template import Stack  # noqa: E402
 from local_stack import moto_patches  # noqa: E402
 from local_stack.runner import start_local_stack  # noqa: E402
-from local_stack.template import Stack  # noqa: E402
 
 EXPECTED_MAX_OF_TEN_SLEEPS = 0.1 + 0.3 * 10 / 11  # E[max of 10 uniform(0.1, 0.4)] = 0.3727 s
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-
-
-class BackloggedHTTPServer(ThreadingHTTPServer):
-    # Many workers connect at once: the default listen backlog (5) drops connects (1 s SYN retry).
-    request_queue_size = 128
 
 
 @dataclass
@@ -62,41 +54,6 @@ class Row:
         return self.measured <= self.target if self.lower_is_better else self.measured >= self.target
 
 
-class ImageHost:
-    """Serves one small JPEG at any /i/... path: short URLs, so 50,000 of them fit in a request body."""
-
-    def __init__(self) -> None:
-        out = io.BytesIO()
-        Image.new("RGB", (640, 480), (120, 60, 30)).save(out, format="JPEG")
-        body = out.getvalue()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "image/jpeg")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = BackloggedHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def visits(self, images: int, per_visit: int = 10, store: str = "RP00001") -> list[dict]:
-        urls = [f"{self.base}/i/{i}.jpg" for i in range(images)]
-        return [
-            {"store_id": store, "image_url": urls[i : i + per_visit], "visit_time": "2024-03-15T10:00:00Z"}
-            for i in range(0, images, per_visit)
-        ]
-
-
 class CallCounter:
     def __init__(self) -> None:
         self.calls: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -113,24 +70,6 @@ class CallCounter:
 
     def reset(self) -> None:
         self.calls.clear()
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "bench"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id: str = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
-def load_function(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "functions" / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def in_process(host: ImageHost, images: int, batches_timed: int) -> tuple[list[Row], float]:
@@ -210,8 +149,7 @@ def _in_process(host: ImageHost, images: int, batches_timed: int) -> tuple[list[
             timed = batches < batches_timed
             os.environ["PROCESSING_DELAY_MAX_S"] = "0.4" if timed else "0.0"
             os.environ["PROCESSING_DELAY_MIN_S"] = "0.1" if timed else "0.0"
-            process.get_settings.cache_clear()
-            process.dependencies.cache_clear()
+            process.kit.clear_caches()
             records = [
                 {
                     "messageId": m["MessageId"],

@@ -19,21 +19,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .template import FunctionSpec
-
-
-@dataclass
-class LambdaContext:
-    function_name: str
-    memory_limit_in_mb: int
-    invoked_function_arn: str
-    aws_request_id: str
-    log_group_name: str
-    log_stream_name: str
-    deadline: float
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
+from devkit.lambda_runtime import LambdaContext
+from devkit.template import FunctionSpec
 
 
 def _worker_main(spec: dict, env: dict[str, str], conn: Connection) -> None:

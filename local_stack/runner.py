@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from .template import ROOT
+from devkit.template import ROOT
 
 
 def free_port() -> int:

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from botocore.config import Config
 
+from devkit.template import REGION, Stack
+
 from .aws import AwsEndpoint
 from .event_source import SqsEventSource
 from .functions import FunctionPool
 from .gateway import Gateway
 from .samples import serve_sample
-from .template import REGION, Stack
 from .topics import PREFIX as TOPICS_PREFIX
 from .topics import TopicInbox
 

@@ -3,20 +3,12 @@ them, real API Gateway / SQS event shapes, and an HTTP server of generated image
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
-import importlib.util
-import io
 import json
 import sys
-import threading
-import time
 import uuid
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlencode
 
 import boto3
 import pytest
@@ -24,45 +16,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
 
-from local_stack.template import Stack
-from retail_pulse import settings as settings_module
-from retail_pulse import store_master_source
+from devkit.images import ImageServer, make_image
+from devkit.lambda_runtime import LambdaContext, load_function
+from devkit.routing import function_routes
+from devkit.template import Stack
+from retail_pulse import handler_kit
 
 EVENTS = Path(__file__).parent / "events"
 SHARED_STORE_MASTER = ROOT.parent / "shared" / "data" / "StoreMasterAssignment.csv"
-# Routes served by functions/reports (the rest of GET goes to functions/status).
-REPORTS_PATHS = ("/api/visits", "/api/stores", "/api/reports/")
-
-
-class BackloggedHTTPServer(ThreadingHTTPServer):
-    # Many workers connect at once: the default listen backlog (5) drops connects (1 s SYN retry).
-    request_queue_size = 128
-
-
-@dataclass
-class LambdaContext:
-    """The attributes Powertools and our handlers read from the Lambda context."""
-
-    function_name: str = "test-function"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
-    timeout_s: float = 60.0
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def load_function(name: str):
-    """Import functions/<name>/app.py under a unique module name, as each Lambda has its own."""
-    path = ROOT / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"fn_{name}_app", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+__all__ = ["ImageServer", "LambdaContext", "load_function", "make_image"]  # tests import them from here
 
 
 def api_event(method: str, path: str, *, body: str | None = None, query: dict | None = None, headers=None) -> dict:
@@ -112,30 +74,24 @@ class Handlers:
         self.jobs = load_function("jobs")
         self.dead_letter = load_function("dead_letter")
         self.stall_sweeper = load_function("stall_sweeper")
+        modules = {m.__name__: m for m in (self.submit, self.status, self.reports, self.jobs)}
+        self.routes = function_routes(stack, lambda spec: modules.get(f"fn_{spec.code_uri.name}_app"))
         self.queue_url = stack.refs["ImageQueue"]
         self.queue_arn = stack.attrs[("ImageQueue", "Arn")]
         self.dlq_url = stack.refs["ImageDeadLetterQueue"]
         self.dlq_arn = stack.attrs[("ImageDeadLetterQueue", "Arn")]
 
     def reset_caches(self) -> None:
-        settings_module.get_settings.cache_clear()
-        store_master_source.clear_cache()
-        modules = (self.submit, self.status, self.process_image, self.reports, self.jobs)
-        for module in (*modules, self.dead_letter, self.stall_sweeper):
-            for name in ("dependencies", "jobs", "reports", "notifier", "queue", "idempotent_submit", "specs"):
-                if hasattr(module, name):
-                    getattr(module, name).cache_clear()
+        handler_kit.clear_caches()
+        self.submit.idempotent_submit.cache_clear()
 
     def api(self, method: str, path: str, *, body=None, query=None, headers=None) -> tuple[int, dict]:
         if body is not None and not isinstance(body, str):
             body = json.dumps(body)
         event = api_event(method, path, body=body, query=query, headers=headers)
-        module = self.submit if path.rstrip("/") == "/api/submit" else self.status
-        if path.startswith(REPORTS_PATHS):
-            module = self.reports
-        if path.startswith("/api/jobs"):
-            module = self.jobs
-        response = module.lambda_handler(event, LambdaContext())
+        route, _, _ = self.routes.match(method, path)
+        assert route is not None, f"no route for {method} {path} in template.yaml"
+        response = route.target.lambda_handler(event, LambdaContext())
         return response["statusCode"], json.loads(response["body"])
 
     def submit_job(self, visits: list[dict]) -> str:
@@ -260,59 +216,6 @@ def lifecycle(stack, monkeypatch):
 
     stack.events = events
     return stack
-
-
-# -- images over real HTTP -------------------------------------------------------------------
-
-
-def make_image(fmt: str, width: int, height: int, **save_args) -> bytes:
-    from PIL import Image
-
-    mode = "P" if fmt == "GIF" else "RGB"
-    img = Image.new(mode, (width, height), color=7 if mode == "P" else (200, 30, 90))
-    out = io.BytesIO()
-    img.save(out, format=fmt, **save_args)
-    return out.getvalue()
-
-
-class ImageServer:
-    def __init__(self) -> None:
-        self.files: dict[str, tuple[int, str, bytes]] = {}
-        self.requests: list[str] = []
-        self.slow_seconds = 3.0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def do_GET(self):
-                server.requests.append(self.path)
-                if self.path.startswith("/slow"):
-                    time.sleep(server.slow_seconds)
-                status, ctype, body = server.files.get(self.path, (404, "text/plain", b"not found"))
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(body)
-
-        self.httpd = BackloggedHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def add(self, path: str, body: bytes, ctype: str = "image/jpeg", status: int = 200) -> str:
-        self.files[path] = (status, ctype, body)
-        return self.base + path
-
-    def url(self, path: str, **query) -> str:
-        return self.base + path + (f"?{urlencode(query)}" if query else "")
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import LambdaContext, api_event
 
 GOOD_VISIT = {"store_id": "RP00001", "image_url": ["https://example.com/a.jpg"], "visit_time": "2024-03-15T10:00:00Z"}
 
@@ -154,5 +155,6 @@ def test_results_reject_bad_limit_token_and_unknown_job(stack):
 
 def test_health_and_unknown_route(stack):
     assert stack.api("GET", "/api/health") == (200, {"status": "ok"})
-    status, body = stack.api("GET", "/api/nothing-here")
-    assert status == 404 and "error" in body
+    # API Gateway answers unknown resources itself; a path a function's resolver does not know is a JSON 404.
+    response = stack.status.lambda_handler(api_event("GET", "/api/nothing-here"), LambdaContext())
+    assert response["statusCode"] == 404 and "error" in json.loads(response["body"])

@@ -11,7 +11,8 @@ from botocore.exceptions import ClientError
 from conftest import LambdaContext, make_image, sqs_event
 from reliability import record
 
-from local_stack.template import Stack
+from devkit.template import Stack
+from retail_pulse import handler_kit
 from retail_pulse.logic.notify import Notifier
 from retail_pulse.logic.unfinished import sweep_stalled_jobs
 
@@ -96,7 +97,7 @@ def test_each_image_ends_once_whichever_path_ends_it_first(stack, png):
     assert dead_letter(stack, messages[0]) == set()
     assert dead_letter(stack, messages[1]) == set()
     assert stack.invoke_process([messages[1]]) == set()
-    _, jobs, specs = stack.stall_sweeper.dependencies()
+    jobs, specs = handler_kit.jobs(), handler_kit.specs()
     later = datetime.now(UTC) + timedelta(seconds=5000)
     swept = sweep_stalled_jobs(jobs=jobs, specs=specs, now=later, stall_after_s=2100)  # ends images 2 and 3
     assert [s.images_failed for s in swept if s.job_id == job_id] == [2]
@@ -117,7 +118,7 @@ def test_stall_sweeper_finishes_a_job_whose_messages_were_lost(stack, png):
     stack.sqs.purge_queue(QueueUrl=stack.queue_url)  # the other three messages are gone for good
     # The scheduled handler leaves a job with recent progress alone.
     assert stack.stall_sweeper.lambda_handler({"source": "aws.events"}, LambdaContext()) == {"swept": []}
-    _, jobs, specs = stack.stall_sweeper.dependencies()
+    jobs, specs = handler_kit.jobs(), handler_kit.specs()
     swept = sweep_stalled_jobs(
         jobs=jobs, specs=specs, now=datetime.now(UTC) + timedelta(seconds=2200), stall_after_s=2100
     )
@@ -166,7 +167,7 @@ def test_jobs_ended_by_the_dlq_or_the_sweeper_send_one_notice(lifecycle, png):
 def test_jobs_that_end_at_submit_send_one_notice(lifecycle, png, monkeypatch):
     stack = lifecycle
     unknown = stack.submit_job(visits(png, 2, store="NOT-A-STORE"))  # ends as it is created
-    _, _, queue, _ = stack.submit.dependencies()
+    queue = handler_kit.queue()
 
     def unavailable(**_kwargs):
         raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessageBatch")
@@ -195,7 +196,7 @@ def test_a_job_that_cannot_be_swept_does_not_hold_up_the_others(stack, png, monk
     first = stack.submit_job(visits(png, 1, store="RP00008"))
     second = stack.submit_job(visits(png, 1, store="RP00009"))
     stack.sqs.purge_queue(QueueUrl=stack.queue_url)
-    _, jobs, specs = stack.stall_sweeper.dependencies()
+    jobs, specs = handler_kit.jobs(), handler_kit.specs()
     real_load = specs.load
 
     def broken_for_first(job_id):
@@ -221,14 +222,14 @@ def test_a_notice_the_dlq_consumer_could_not_publish_is_sent_by_the_sweeper_once
     stack = lifecycle
     job_id = stack.submit_job(visits(png, 1, store="RP00010"))
     [message] = receive_all(stack, 1)
-    working = stack.dead_letter.notifier()
+    working = handler_kit.notifier()
 
     class DownTopic:
         def publish(self, message: str, subject: str) -> None:
             raise ConnectionError("SNS unreachable")
 
     with monkeypatch.context() as patch:
-        patch.setattr(stack.dead_letter, "notifier", lambda: Notifier(DownTopic(), working.callbacks, "s"))
+        patch.setattr(handler_kit, "notifier", lambda: Notifier(DownTopic(), working.callbacks, "s"))
         assert dead_letter(stack, message) == set()  # the image is recorded; the notice stays owed
     assert status(stack, job_id)["status"] == "failed" and stack.events() == []
     # The DLQ consumer's lease on the notice runs out (here: its job ended an hour ago).

@@ -7,8 +7,9 @@ import zlib
 import pytest
 from conftest import make_image
 
-from retail_pulse.imaging import ImageDownloader, ImageError, measure_image, perimeter
-from retail_pulse.safe_http import SafeHttpClient
+from retail_pulse.adapters.image_download import ImageDownloader
+from retail_pulse.adapters.safe_http import SafeHttpClient
+from retail_pulse.domain.measuring import ImageError, measure_image, perimeter
 
 
 @pytest.mark.parametrize(
@@ -65,7 +66,7 @@ def png_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-# pytest resets warning filters per test; this mirrors the one retail_pulse.imaging sets for the process.
+# pytest resets warning filters per test; this mirrors the one retail_pulse.domain.measuring sets for the process.
 @pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
 @pytest.mark.parametrize(("width", "height"), [(100_000, 100_000), (9_000, 9_000), (65_535, 1_000)])
 def test_decompression_bombs_are_refused_from_the_header_alone(width, height):

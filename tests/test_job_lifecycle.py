@@ -14,6 +14,7 @@ import pytest
 from conftest import SIGNING_SECRET as SECRET
 from conftest import make_image
 
+from retail_pulse import handler_kit
 from retail_pulse.logic.notify import Notifier
 
 
@@ -171,10 +172,10 @@ def test_cancel_of_a_finished_or_unknown_job(lifecycle, image):
 def test_a_batch_meeting_a_cancel_between_read_and_write_is_dropped_whole(lifecycle, image):
     stack = lifecycle
     job_id = stack.submit_job([visit([image, image])])
-    jobs = stack.process_image.dependencies()[1]
+    jobs = handler_kit.jobs()
     [message, _] = stack.receive(max_messages=2)
-    from retail_pulse.models import ImageResult
-    from retail_pulse.sqs_queue import task_from_message
+    from retail_pulse.domain.messages import task_from_message
+    from retail_pulse.domain.models import ImageResult
 
     stack.api("POST", "/api/jobs/cancel", query={"jobid": job_id})
     task = task_from_message(message["Body"])
@@ -219,19 +220,15 @@ def test_a_notice_that_could_not_be_published_is_sent_by_the_redelivered_batch(l
         def publish(self, message, subject):
             raise RuntimeError("SNS unavailable")
 
-    working = stack.process_image.notifier()
-    stack.process_image.notifier.cache_clear()
-    monkeypatch.setattr(
-        stack.process_image, "notifier_from_settings", lambda _: Notifier(DownTopic(), working.callbacks, SECRET)
-    )
+    working = handler_kit.notifier()
+    monkeypatch.setattr(handler_kit, "notifier", lambda: Notifier(DownTopic(), working.callbacks, SECRET))
     job_id = stack.submit_job([visit([image])])
     messages = stack.receive()
     failed = stack.invoke_process(messages)
     assert failed == {m["MessageId"] for m in messages}  # redelivered to retry the notice
     assert status_of(stack, job_id)["status"] == "completed" and stack.events() == []
 
-    stack.process_image.notifier.cache_clear()
-    monkeypatch.setattr(stack.process_image, "notifier_from_settings", lambda _: working)
+    monkeypatch.setattr(handler_kit, "notifier", lambda: working)
     assert not stack.invoke_process(messages)
     assert not stack.invoke_process(messages)
     [event] = stack.events()

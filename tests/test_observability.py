@@ -9,8 +9,8 @@ import logging
 import pytest
 from conftest import LambdaContext, api_event, make_image
 
-from retail_pulse.dynamodb_jobs import DynamoJobRepository
-from retail_pulse.models import FinishedJob
+from retail_pulse.adapters.dynamodb.jobs import DynamoJobRepository
+from retail_pulse.domain.models import FinishedJob
 
 NAMESPACE = "RetailPulse/dev"  # POWERTOOLS_METRICS_NAMESPACE as template.yaml resolves it (Stage=dev)
 

@@ -8,8 +8,8 @@ import re
 import pytest
 from conftest import ROOT, LambdaContext, api_event
 
-from retail_pulse.api import field_path
-from retail_pulse.api_schema import JobStatus, ResultsPage, SubmitAccepted
+from retail_pulse.api.responses import field_path
+from retail_pulse.api.schema import JobStatus, ResultsPage, SubmitAccepted
 from tools import openapi
 
 

@@ -6,6 +6,8 @@ import pytest
 from conftest import make_image
 from reliability import record
 
+from retail_pulse import handler_kit
+
 FORMATS = {
     "baseline.jpg": ("JPEG", 640, 480, {}),
     "progressive.jpg": ("JPEG", 333, 517, {"progressive": True}),
@@ -179,7 +181,7 @@ def test_dynamodb_failure_returns_every_record_for_redelivery(stack, images, mon
         [{"store_id": "RP00001", "image_url": [images["image.png"]] * 2, "visit_time": "2024-03-15T10:00:00Z"}]
     )
     messages = stack.receive(visibility=0)
-    _, jobs, _, _ = stack.process_image.dependencies()
+    jobs = handler_kit.jobs()
     from botocore.exceptions import ClientError
 
     def throttled(**_kwargs):

@@ -10,7 +10,8 @@ import boto3
 import pytest
 from conftest import SHARED_STORE_MASTER, make_image
 
-from retail_pulse.sqs_queue import task_from_message
+from retail_pulse import handler_kit
+from retail_pulse.domain.messages import task_from_message
 
 SIZES = {"a": (10, 20), "b": (31, 40), "c": (57, 61), "d": (73, 80), "e": (101, 7)}
 AREA_A, AREA_B = "7100015", "7000129"  # the sample Store Master: RP00001-05 and RP00006-10
@@ -160,7 +161,7 @@ def test_visit_query_errors(stack, query, fragment):
 
 
 def test_visit_query_uses_the_indexes_never_a_scan(stack, two_jobs, monkeypatch):
-    repo = stack.reports.reports()
+    repo = handler_kit.reports()
     calls = []
     original = repo.client.query
 
@@ -283,8 +284,8 @@ def test_reports_outlive_jobs_and_shard_their_counters(stack, two_jobs):
 
 def test_batches_spread_over_report_shards():
     """Concurrent batches must not all update one item (TransactionConflict): one shard per batch."""
-    from retail_pulse.dynamodb_reports import AREA_SHARDS, STORE_SHARDS, report_updates
-    from retail_pulse.models import ImageResult, ImageTask
+    from retail_pulse.adapters.dynamodb.reports import AREA_SHARDS, STORE_SHARDS, report_updates
+    from retail_pulse.domain.models import ImageResult, ImageTask
 
     def batch(job: str, first: int) -> list[ImageResult]:
         tasks = [
@@ -306,7 +307,7 @@ def test_batches_spread_over_report_shards():
 def test_transaction_conflict_is_retried_in_place(stack, imgs, monkeypatch):
     submit(stack, imgs, [("RP00005", "2024-03-15T10:00:00Z", "2024-03-15", ["a", "b"])])
     messages = stack.receive()
-    _, jobs, _, _ = stack.process_image.dependencies()
+    jobs = handler_kit.jobs()
     original = jobs.client.transact_write_items
     calls = []
 
@@ -323,7 +324,7 @@ def test_transaction_conflict_is_retried_in_place(stack, imgs, monkeypatch):
             )
         return original(**kwargs)
 
-    monkeypatch.setattr("retail_pulse.dynamodb_jobs.time.sleep", lambda _s: None)
+    monkeypatch.setattr("retail_pulse.adapters.dynamodb.jobs.time.sleep", lambda _s: None)
     monkeypatch.setattr(jobs.client, "transact_write_items", conflicting)
     assert stack.invoke_process(messages) == set()
     assert len(calls) == 2

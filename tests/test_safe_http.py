@@ -1,4 +1,4 @@
-"""retail_pulse.safe_http: SSRF guard (addresses, DNS, rebinding, redirects), retries, size cap, TLS."""
+"""retail_pulse.adapters.safe_http: SSRF guard (addresses, DNS, rebinding, redirects), retries, size cap, TLS."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 import urllib3.util.connection
 from reliability import record
 
-from retail_pulse.safe_http import (
+from retail_pulse.adapters.safe_http import (
     BlockedDestination,
     HttpConnectionFailed,
     HttpTimeout,

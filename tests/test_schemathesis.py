@@ -13,8 +13,8 @@ from conftest import LambdaContext, api_event, load_function
 from hypothesis import HealthCheck, given, settings
 from reliability import record
 
-from local_stack.gateway import Route
-from local_stack.template import Stack
+from devkit.routing import Route
+from devkit.template import Stack
 
 EXAMPLES_PER_OPERATION = 25
 TIME_BUDGET_S = 50  # the whole run stays well under a minute
@@ -53,7 +53,7 @@ class ApiGatewayWsgi:
         event["resource"] = event["requestContext"]["resourcePath"] = route.resource
         event["pathParameters"] = route.pattern.match(path).groupdict() or None
         event["isBase64Encoded"] = is_b64
-        response = route.pool.lambda_handler(event, LambdaContext())
+        response = route.target.lambda_handler(event, LambdaContext())
         out_headers = dict(response.get("headers") or {})
         for key, values in (response.get("multiValueHeaders") or {}).items():
             out_headers[key] = ", ".join(values)

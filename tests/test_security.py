@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, make_image
 from reliability import record
 
-from local_stack.template import Stack
+from devkit.template import Stack
 from retail_pulse.logic.submit import new_job_id
 
 GOOD_VISIT = {"store_id": "RP00001", "image_url": ["https://example.com/a.jpg"], "visit_time": "2024-03-15T10:00:00Z"}

@@ -4,9 +4,9 @@ import boto3
 import pytest
 from conftest import SHARED_STORE_MASTER
 
+from retail_pulse.adapters.store_master_source import load_store_master
+from retail_pulse.domain.store_master import parse_store_master
 from retail_pulse.settings import SAMPLE_STORE_MASTER
-from retail_pulse.store_master import parse_store_master
-from retail_pulse.store_master_source import load_store_master
 
 
 def test_sample_store_master_holds_rp00001_to_rp00010():

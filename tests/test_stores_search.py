@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import SHARED_STORE_MASTER
 
-from retail_pulse.errors import DomainError
+from retail_pulse.domain.errors import DomainError
+from retail_pulse.domain.store_master import parse_store_master
 from retail_pulse.logic.stores import search_stores
-from retail_pulse.store_master import parse_store_master
 
 CSV = """AreaCode,StoreName,StoreID
 1,BASANA PAN GHAR,S01

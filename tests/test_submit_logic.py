@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from retail_pulse.errors import EnqueueFailed
+from retail_pulse.domain.errors import EnqueueFailed
+from retail_pulse.domain.store_master import parse_store_master
 from retail_pulse.logic.submit import submit_job
 from retail_pulse.ports import EnqueueError
 from retail_pulse.settings import Settings
-from retail_pulse.store_master import parse_store_master
 
 STORES = parse_store_master("AreaCode,StoreName,StoreID\n1,A,S1\n")
 BODY = (

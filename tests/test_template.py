@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local_stack.template import ROOT, TEMPLATE, Stack
+from devkit.template import ROOT, TEMPLATE, Stack
 from tools import openapi
 
 

@@ -25,7 +25,7 @@ DESCRIPTION = (
     'Every 4xx/5xx body is `{"error": "..."}`; bad input names the field, e.g. `visits[2].image_url[0]: ...`.'
 )
 # Powertools documents a 422 for its parameter validation; this API maps those failures to its own
-# 400 {"error": ...} (retail_pulse.api), so the 422 and the schemas only it used are removed.
+# 400 {"error": ...} (retail_pulse.api.responses), so the 422 and the schemas only it used are removed.
 POWERTOOLS_ONLY_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 
 
@@ -34,7 +34,7 @@ API_PREFIX = "/api/"  # the API; other routes (the web pages) are not part of it
 
 def api_handlers() -> list[Path]:
     """app.py of each function that template.yaml routes API requests to, in template order."""
-    from local_stack.template import Stack
+    from devkit.template import Stack
 
     functions = Stack().functions(resolve_environment=False).values()
     return [spec.code_uri / "app.py" for spec in functions if any(is_api_path(r.path) for r in spec.routes)]

@@ -3,7 +3,6 @@
 # No `from __future__ import annotations`: Powertools reads the route parameters' annotations
 # (Query types) at run time to validate and document them.
 import warnings
-from functools import lru_cache
 from typing import Annotated, Literal
 
 from aws_lambda_powertools import Logger, Tracer
@@ -11,16 +10,11 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 
-from retail_pulse.api import api_cors, json_response, register_error_handlers
-from retail_pulse.api_schema import EnqueueFailedBody, ErrorBody, JobsPage, JobStatus, RetryAccepted, json_content
-from retail_pulse.dynamodb_jobs import DynamoJobRepository
-from retail_pulse.job_events import notifier_from_settings
+from retail_pulse import handler_kit as kit
+from retail_pulse.api.responses import api_cors, json_response, register_error_handlers
+from retail_pulse.api.schema import EnqueueFailedBody, ErrorBody, JobsPage, JobStatus, RetryAccepted, json_content
 from retail_pulse.logic.jobs import DEFAULT_JOBS_PAGE, MAX_JOBS_PAGE, cancel_job, list_jobs, retry_job
-from retail_pulse.logic.notify import NoticeOutcome, Notifier, notify_ended_jobs
-from retail_pulse.s3_job_specs import S3JobSpecStore
-from retail_pulse.settings import get_settings
-from retail_pulse.sqs_queue import SqsImageQueue
-from retail_pulse.store_master_source import load_store_master
+from retail_pulse.logic.notify import notify_ended_jobs
 
 logger = Logger()
 tracer = Tracer()
@@ -30,27 +24,6 @@ register_error_handlers(app, logger)
 
 JobId = Annotated[str, Query(description="The `job_id` that submit returned.")]
 UNKNOWN_JOB = json_content(ErrorBody, "Missing or unknown `jobid`.")
-
-
-@lru_cache(maxsize=1)
-def jobs() -> DynamoJobRepository:
-    return DynamoJobRepository(get_settings().jobs_table_name)
-
-
-@lru_cache(maxsize=1)
-def notifier() -> Notifier:
-    return notifier_from_settings(get_settings())
-
-
-@lru_cache(maxsize=1)
-def specs() -> S3JobSpecStore:
-    return S3JobSpecStore(get_settings().data_bucket_name)
-
-
-@lru_cache(maxsize=1)
-def queue() -> SqsImageQueue:
-    settings = get_settings()
-    return SqsImageQueue(settings.image_queue_url, settings.enqueue_concurrency)
 
 
 @app.get(
@@ -67,7 +40,7 @@ def jobs_list(
     limit: Annotated[int, Query(ge=1, le=MAX_JOBS_PAGE, description="Jobs per page.")] = DEFAULT_JOBS_PAGE,
     next_token: Annotated[str | None, Query(description="From the previous page; omit for the first.")] = None,
 ):
-    return json_response(200, list_jobs(status, limit, next_token, jobs=jobs()))
+    return json_response(200, list_jobs(status, limit, next_token, jobs=kit.jobs()))
 
 
 @app.post(
@@ -82,9 +55,9 @@ def jobs_list(
 )
 @tracer.capture_method(capture_response=False)
 def jobs_cancel(jobid: JobId):
-    body, outcome = cancel_job(jobid, jobs=jobs(), notifier=notifier())
+    body, outcome = cancel_job(jobid, jobs=kit.jobs(), notifier=kit.notifier())
     logger.info("job cancelled", extra={"job_id": body["job_id"], "cancelled": body["progress"].get("cancelled")})
-    log_notice(outcome)
+    kit.log_notices(logger, [outcome])
     return json_response(200, body)
 
 
@@ -101,10 +74,14 @@ def jobs_cancel(jobid: JobId):
 )
 @tracer.capture_method(capture_response=False)
 def jobs_retry(jobid: JobId):
-    settings = get_settings()
-    stores = load_store_master(settings.effective_store_master_uri)
     accepted = retry_job(
-        jobid, settings=settings, jobs=jobs(), queue=queue(), stores=stores, specs=specs(), on_job_ended=send_notice
+        jobid,
+        settings=kit.settings(),
+        jobs=kit.jobs(),
+        queue=kit.queue(),
+        stores=kit.store_master(),
+        specs=kit.specs(),
+        on_job_ended=send_notice,
     )
     logger.info("job retried", extra={"job_id": accepted["job_id"], "retry_of": jobid, "images": accepted["total"]})
     return json_response(201, accepted)
@@ -112,19 +89,7 @@ def jobs_retry(jobid: JobId):
 
 def send_notice(job_id: str) -> None:
     """The notice of a retry job that ended as it was created (or whose enqueueing failed)."""
-    for outcome in notify_ended_jobs([job_id], [], jobs=jobs(), notifier=notifier()):
-        log_notice(outcome)
-
-
-def log_notice(outcome: NoticeOutcome | None) -> None:
-    if outcome is None:
-        return
-    extra = {"job_id": outcome.job_id, "callback": outcome.callback}
-    if outcome.complete:
-        logger.info("job notice sent", extra=extra)
-    else:
-        # The notice stays owed on the job item (notices_owed); the next batch that meets the job retries it.
-        logger.error("job notice not published", extra={**extra, "error": outcome.topic_error})
+    kit.log_notices(logger, notify_ended_jobs([job_id], [], jobs=kit.jobs(), notifier=kit.notifier()))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from retail_pulse.dynamodb_jobs import DynamoJobRepository
-from retail_pulse.imaging import ImageDownloader
-from retail_pulse.job_events import notifier_from_settings
-from retail_pulse.logic.notify import Notifier, notify_ended_jobs
+from retail_pulse import handler_kit as kit
+from retail_pulse.domain.messages import task_from_message
+from retail_pulse.domain.models import ImageTask
+from retail_pulse.logic.notify import notify_ended_jobs
 from retail_pulse.logic.process import ProcessedBatch, process_images
-from retail_pulse.models import ImageTask
-from retail_pulse.settings import Settings, get_settings
-from retail_pulse.sqs_queue import task_from_message
 
 # Seconds kept back from the invocation's remaining time for the batch's write.
 WRITE_RESERVE_S = 5.0
@@ -26,38 +19,6 @@ WRITE_RESERVE_S = 5.0
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()  # namespace from POWERTOOLS_METRICS_NAMESPACE
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
-class MalformedMessage(Exception):
-    pass
-
-
-class BatchNotRecorded(Exception):
-    pass
-
-
-class NoticeNotPublished(Exception):
-    pass
-
-
-@lru_cache(maxsize=1)
-def notifier() -> Notifier:
-    return notifier_from_settings(get_settings())
-
-
-@lru_cache(maxsize=1)
-def dependencies() -> tuple[Settings, DynamoJobRepository, ImageDownloader, ThreadPoolExecutor]:
-    settings = get_settings()
-    downloader = ImageDownloader(
-        settings.download_connect_timeout_s,
-        settings.download_read_timeout_s,
-        settings.max_image_bytes,
-        allow_private=settings.allow_private_image_hosts,
-        attempts=settings.download_attempts,
-    )
-    pool = ThreadPoolExecutor(max_workers=settings.process_concurrency, thread_name_prefix="image")
-    return settings, DynamoJobRepository(settings.jobs_table_name), downloader, pool
 
 
 def record_outcome(batch: ProcessedBatch) -> None:
@@ -85,56 +46,46 @@ def send_notices(batch: ProcessedBatch) -> bool:
     finished = [job.job_id for job in batch.finished_jobs]
     if not finished and not batch.notices_owed:
         return True
-    _, jobs, _, _ = dependencies()
     try:
-        outcomes = notify_ended_jobs(finished, batch.notices_owed, jobs=jobs, notifier=notifier())
+        outcomes = notify_ended_jobs(finished, batch.notices_owed, jobs=kit.jobs(), notifier=kit.notifier())
     except Exception:
         logger.exception("sending job notices failed; SQS will redeliver the batch to retry them")
         return False
-    for outcome in outcomes:
-        extra = {"job_id": outcome.job_id, "callback": outcome.callback}
-        if outcome.complete:
-            logger.info("job notice sent", extra=extra)
-        else:
-            logger.error("job notice not published", extra={**extra, "error": outcome.topic_error})
-    return all(outcome.complete for outcome in outcomes)
+    return kit.log_notices(logger, outcomes)
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
-    settings, jobs, downloader, pool = dependencies()
     tasks: dict[str, ImageTask] = {}
+    failed: dict[str, str] = {}
     for record in event.get("Records", []):
         try:
             tasks[record["messageId"]] = task_from_message(record["body"])
         except ValueError as exc:
             logger.warning("malformed message", extra={"message_id": record.get("messageId"), "error": str(exc)})
+            failed[record["messageId"]] = "malformed message"
 
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - WRITE_RESERVE_S
-    recorded = True
     try:
         batch = process_images(
-            list(tasks.values()), settings=settings, jobs=jobs, fetch=downloader.fetch, pool=pool, deadline=deadline
+            list(tasks.values()),
+            settings=kit.settings(),
+            jobs=kit.jobs(),
+            fetch=kit.downloader().fetch,
+            pool=kit.image_pool(),
+            deadline=deadline,
         )
     except Exception:
         # Our infrastructure failed (e.g. DynamoDB throttling): every record goes back to the queue.
         logger.exception("recording the batch failed; SQS will redeliver it")
-        recorded = False
+        failed.update(dict.fromkeys(tasks, "batch not recorded"))
     else:
         # Metrics count the work of recorded batches; an image redelivered after a crash is counted
         # again here (rare), while the job's own counters stay exact.
         record_outcome(batch)
-    notices_published = not recorded or send_notices(batch)
-
-    def record_handler(record: SQSRecord) -> None:
-        if record.message_id not in tasks:
-            raise MalformedMessage(record.message_id)
-        if not recorded:
-            raise BatchNotRecorded(record.message_id)
-        if not notices_published:
+        if not send_notices(batch):
             # The results are recorded; the redelivery only retries the notice (logic/notify.py).
-            raise NoticeNotPublished(record.message_id)
-
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+            failed.update(dict.fromkeys(tasks, "notice not published"))
+    return kit.batch_response(event, context, failed)

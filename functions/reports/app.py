@@ -2,7 +2,6 @@
 
 # No `from __future__ import annotations`: Powertools reads the route parameters' annotations
 # (Query types) at run time to validate and document them.
-from functools import lru_cache
 from typing import Annotated
 
 from aws_lambda_powertools import Logger, Tracer
@@ -10,8 +9,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 
-from retail_pulse.api import api_cors, json_response, register_error_handlers
-from retail_pulse.dynamodb_reports import DynamoReportRepository
+from retail_pulse import handler_kit as kit
+from retail_pulse.api.responses import api_cors, json_response, register_error_handlers
 from retail_pulse.logic.reports import (
     DEFAULT_VISIT_PAGE,
     MAX_VISIT_PAGE,
@@ -20,9 +19,6 @@ from retail_pulse.logic.reports import (
     store_reports,
 )
 from retail_pulse.logic.stores import DEFAULT_STORES, MAX_STORES, search_stores
-from retail_pulse.settings import get_settings
-from retail_pulse.store_master import StoreMaster
-from retail_pulse.store_master_source import load_store_master
 
 logger = Logger()
 tracer = Tracer()
@@ -31,15 +27,6 @@ register_error_handlers(app, logger)
 
 Area = Annotated[str, Query(description="An AreaCode of the Store Master.")]
 StoreId = Annotated[str | None, Query(description="A StoreID of the Store Master, in `area`.")]
-
-
-@lru_cache(maxsize=1)
-def reports() -> DynamoReportRepository:
-    return DynamoReportRepository(get_settings().jobs_table_name)
-
-
-def stores() -> StoreMaster:
-    return load_store_master(get_settings().effective_store_master_uri)  # cached, rechecked each minute
 
 
 @app.get(
@@ -64,8 +51,8 @@ def visits(
         enddate=enddate,
         limit=limit,
         next_token=next_token,
-        stores=stores(),
-        reports=reports(),
+        stores=kit.store_master(),
+        reports=kit.reports(),
     )
     return json_response(200, body)
 
@@ -77,19 +64,19 @@ def store_search(
     area: Annotated[str | None, Query(description="Only stores of this AreaCode.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_STORES, description="Stores returned.")] = DEFAULT_STORES,
 ):
-    return json_response(200, search_stores(q, area, limit, stores=stores()))
+    return json_response(200, search_stores(q, area, limit, stores=kit.store_master()))
 
 
 @app.get("/api/reports/areas", summary="Cumulative figures per area", tags=["reports"])
 @tracer.capture_method(capture_response=False)
 def areas_report():
-    return json_response(200, area_reports(stores=stores(), reports=reports()))
+    return json_response(200, area_reports(stores=kit.store_master(), reports=kit.reports()))
 
 
 @app.get("/api/reports/stores", summary="Cumulative figures per store of an area", tags=["reports"])
 @tracer.capture_method(capture_response=False)
 def stores_report(area: Area, storeid: StoreId = None):
-    return json_response(200, store_reports(area, storeid, stores=stores(), reports=reports()))
+    return json_response(200, store_reports(area, storeid, stores=kit.store_master(), reports=kit.reports()))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations`: Powertools reads the route parameters' annotations
 # (Query types) at run time to validate and document them.
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +11,11 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 
-from retail_pulse.api import api_cors, json_response, register_error_handlers
-from retail_pulse.api_docs import SWAGGER_ASSETS, document_for, stage_prefix, swagger_asset, swagger_page
-from retail_pulse.api_schema import ErrorBody, Health, JobStatus, ResultsPage, json_content
-from retail_pulse.dynamodb_jobs import DynamoJobRepository
+from retail_pulse import handler_kit as kit
+from retail_pulse.api.docs import SWAGGER_ASSETS, document_for, stage_prefix, swagger_asset, swagger_page
+from retail_pulse.api.responses import api_cors, json_response, register_error_handlers
+from retail_pulse.api.schema import ErrorBody, Health, JobStatus, ResultsPage, json_content
 from retail_pulse.logic.status import DEFAULT_PAGE, MAX_PAGE, job_results, job_status
-from retail_pulse.settings import get_settings
 
 # Generated from both API functions by `make openapi` and packaged with this function, which serves it.
 OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json")
@@ -32,12 +31,7 @@ BAD_REQUEST = json_content(ErrorBody, "Missing or unknown `jobid`, or a bad para
 JobId = Annotated[str, Query(description="The `job_id` that submit returned.")]
 
 
-@lru_cache(maxsize=1)
-def jobs() -> DynamoJobRepository:
-    return DynamoJobRepository(get_settings().jobs_table_name)
-
-
-@lru_cache(maxsize=1)
+@cache
 def openapi_document() -> str:
     return OPENAPI_DOCUMENT.read_text(encoding="utf-8")
 
@@ -50,7 +44,7 @@ def openapi_document() -> str:
 )
 @tracer.capture_method(capture_response=False)
 def status(jobid: JobId):
-    return json_response(200, job_status(jobid, jobs=jobs()))
+    return json_response(200, job_status(jobid, jobs=kit.jobs()))
 
 
 @app.get(
@@ -65,7 +59,7 @@ def results(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Results per page.")] = DEFAULT_PAGE,
     next_token: Annotated[str | None, Query(description="From the previous page; omit for the first.")] = None,
 ):
-    return json_response(200, job_results(jobid, limit, next_token, jobs=jobs()))
+    return json_response(200, job_results(jobid, limit, next_token, jobs=kit.jobs()))
 
 
 @app.get("/api/health", summary="Liveness", tags=["operations"], responses={200: json_content(Health, "Up.")})

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
+from functools import cache
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from retail_pulse.api import api_cors, json_response, register_error_handlers
-from retail_pulse.api_schema import (
+from retail_pulse import handler_kit as kit
+from retail_pulse.adapters.idempotency import IdempotentSubmit
+from retail_pulse.api.responses import api_cors, json_response, register_error_handlers
+from retail_pulse.api.schema import (
     EnqueueFailedBody,
     ErrorBody,
     SubmitAccepted,
@@ -19,15 +21,8 @@ from retail_pulse.api_schema import (
     inline_request_body,
     json_content,
 )
-from retail_pulse.dynamodb_jobs import DynamoJobRepository
-from retail_pulse.idempotency import IdempotentSubmit
-from retail_pulse.job_events import notifier_from_settings
 from retail_pulse.logic.notify import notify_ended_jobs
 from retail_pulse.logic.submit import submit_job
-from retail_pulse.s3_job_specs import S3JobSpecStore
-from retail_pulse.settings import Settings, get_settings
-from retail_pulse.sqs_queue import SqsImageQueue
-from retail_pulse.store_master_source import load_store_master
 
 logger = Logger()
 tracer = Tracer()
@@ -35,40 +30,31 @@ metrics = Metrics()  # namespace from POWERTOOLS_METRICS_NAMESPACE
 # A rejected request has no metric to publish; Powertools would warn about that on every one.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 # REST API: "/api/submit/" resolves here too, as API Gateway routes it. The body is checked by
-# retail_pulse.validation (its errors name the exact field); validation here covers parameters.
+# retail_pulse.domain.validation (its errors name the exact field); validation here covers parameters.
 app = APIGatewayRestResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 
 
-@lru_cache(maxsize=1)
-def dependencies() -> tuple[Settings, DynamoJobRepository, SqsImageQueue, S3JobSpecStore]:
-    settings = get_settings()
-    return (
-        settings,
-        DynamoJobRepository(settings.jobs_table_name),
-        SqsImageQueue(settings.image_queue_url, settings.enqueue_concurrency),
-        S3JobSpecStore(settings.data_bucket_name),
+def send_notice(job_id: str) -> None:
+    """The notice of a job that ended at submit (every store unknown, or enqueueing failed)."""
+    kit.log_notices(logger, notify_ended_jobs([job_id], [], jobs=kit.jobs(), notifier=kit.notifier()))
+
+
+def submit_body(body: str | None) -> dict:
+    return submit_job(
+        body,
+        settings=kit.settings(),
+        jobs=kit.jobs(),
+        queue=kit.queue(),
+        stores=kit.store_master(),
+        specs=kit.specs(),
+        on_job_ended=send_notice,
     )
 
 
-def send_notice(job_id: str) -> None:
-    """The notice of a job that ended at submit (every store unknown, or enqueueing failed)."""
-    settings, jobs, _, _ = dependencies()
-    for outcome in notify_ended_jobs([job_id], [], jobs=jobs, notifier=notifier_from_settings(settings)):
-        if not outcome.complete:
-            logger.error("job notice not published", extra={"job_id": job_id, "error": outcome.topic_error})
-
-
-@lru_cache(maxsize=1)
+@cache
 def idempotent_submit() -> IdempotentSubmit:
-    def submit_body(body: str | None) -> dict:
-        settings, jobs, queue, specs = dependencies()
-        stores = load_store_master(settings.effective_store_master_uri)
-        return submit_job(
-            body, settings=settings, jobs=jobs, queue=queue, stores=stores, specs=specs, on_job_ended=send_notice
-        )
-
-    return IdempotentSubmit(get_settings().idempotency_table_name, submit_body)
+    return IdempotentSubmit(kit.settings().idempotency_table_name, submit_body)
 
 
 @app.post(

@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 
-from retail_pulse.api import json_response, register_error_handlers
+from retail_pulse.api.responses import json_response, register_error_handlers
 
 STATIC = Path(__file__).with_name("static")
 PAGE = "index.html"

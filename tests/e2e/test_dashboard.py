@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, make_image
 
-from retail_pulse.errors import InvalidRequest
-from retail_pulse.validation import parse_job_request
+from retail_pulse.domain.errors import InvalidRequest
+from retail_pulse.domain.validation import parse_job_request
 
 from .conftest import API_KEY
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from .models import FinishedJob, ImageResult, ImageTask, Job, JobState, ReportCounters, VisitImage
+from retail_pulse.domain.models import FinishedJob, ImageResult, ImageTask, Job, JobState, ReportCounters, VisitImage
 
 
 class JobRepository(Protocol):

@@ -6,16 +6,16 @@ import json
 from collections.abc import Callable
 from typing import Protocol
 
-from ..errors import InvalidRequest, JobConflict
-from ..models import FINAL_STATUSES, Job
-from ..ports import ImageQueue, JobLifecycleRepository, JobRepository, JobSpecStore
-from ..settings import Settings
-from ..store_master import StoreMaster
-from ..validation import utc_now
-from .notify import NoticeOutcome, Notifier, deliver_notice
-from .paging import decode_token, encode_token, parse_limit
-from .status import job_status, progress, require_job
-from .submit import new_job_id, submit_job
+from retail_pulse.domain.clock import utc_now
+from retail_pulse.domain.errors import InvalidRequest, JobConflict
+from retail_pulse.domain.models import FINAL_STATUSES, Job
+from retail_pulse.domain.store_master import StoreMaster
+from retail_pulse.logic.notify import NoticeOutcome, Notifier, deliver_notice
+from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
+from retail_pulse.logic.status import job_status, progress, require_job
+from retail_pulse.logic.submit import new_job_id, submit_job
+from retail_pulse.ports import ImageQueue, JobLifecycleRepository, JobRepository, JobSpecStore
+from retail_pulse.settings import Settings
 
 DEFAULT_JOBS_PAGE = 20
 MAX_JOBS_PAGE = 100

@@ -20,8 +20,8 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from ..models import Job
-from ..ports import CallbackFailed, CallbackSender, EventTopic, JobLifecycleRepository
+from retail_pulse.domain.models import Job
+from retail_pulse.ports import CallbackFailed, CallbackSender, EventTopic, JobLifecycleRepository
 
 SIGNATURE_HEADER = "X-Retail-Pulse-Signature"
 EVENT_HEADER = "X-Retail-Pulse-Event"

@@ -9,7 +9,7 @@ import base64
 import binascii
 import json
 
-from ..errors import InvalidRequest
+from retail_pulse.domain.errors import InvalidRequest
 
 
 def parse_limit(raw: int | str | None, *, default: int, maximum: int) -> int:

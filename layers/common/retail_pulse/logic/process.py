@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from ..imaging import ImageError, measure_image, perimeter
-from ..models import FinishedJob, ImageResult, ImageTask
-from ..ports import JobRepository
-from ..settings import Settings
-from ..validation import utc_now
+from retail_pulse.domain.clock import utc_now
+from retail_pulse.domain.measuring import ImageError, measure_image, perimeter
+from retail_pulse.domain.models import FinishedJob, ImageResult, ImageTask
+from retail_pulse.ports import JobRepository
+from retail_pulse.settings import Settings
 
 Fetch = Callable[[str, float], bytes]
 

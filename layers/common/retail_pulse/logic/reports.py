@@ -6,12 +6,12 @@ import re
 from collections import defaultdict
 from datetime import date
 
-from ..errors import AreaNotFound, InvalidRequest, StoreNotFound, StoreNotInArea
-from ..models import ReportCounters, VisitImage
-from ..ports import ReportRepository
-from ..store_master import StoreMaster
-from ..validation import parse_visit_time
-from .paging import decode_token, encode_token, parse_limit
+from retail_pulse.domain.clock import parse_visit_time
+from retail_pulse.domain.errors import AreaNotFound, InvalidRequest, StoreNotFound, StoreNotInArea
+from retail_pulse.domain.models import ReportCounters, VisitImage
+from retail_pulse.domain.store_master import StoreMaster
+from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
+from retail_pulse.ports import ReportRepository
 
 DEFAULT_VISIT_PAGE = 1000
 MAX_VISIT_PAGE = 5000

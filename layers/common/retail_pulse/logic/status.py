@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from ..errors import InvalidRequest, JobNotFound
-from ..models import ImageResult, Job
-from ..ports import JobRepository
-from .paging import decode_token, encode_token, parse_limit
+from retail_pulse.domain.errors import InvalidRequest, JobNotFound
+from retail_pulse.domain.models import ImageResult, Job
+from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
+from retail_pulse.ports import JobRepository
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000

@@ -14,11 +14,11 @@ import weakref
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from ..errors import InvalidRequest
-from ..models import Store
-from ..store_master import StoreMaster
-from .paging import parse_limit
-from .reports import require_area
+from retail_pulse.domain.errors import InvalidRequest
+from retail_pulse.domain.models import Store
+from retail_pulse.domain.store_master import StoreMaster
+from retail_pulse.logic.paging import parse_limit
+from retail_pulse.logic.reports import require_area
 
 DEFAULT_STORES = 20
 MAX_STORES = 100

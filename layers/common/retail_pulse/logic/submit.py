@@ -4,12 +4,13 @@ import secrets
 import time
 from collections.abc import Callable
 
-from ..errors import EnqueueFailed
-from ..models import ImageResult, ImageTask
-from ..ports import EnqueueError, ImageQueue, JobRepository, JobSpecStore
-from ..settings import Settings
-from ..store_master import StoreMaster
-from ..validation import InputLimits, parse_job_request, utc_now
+from retail_pulse.domain.clock import utc_now
+from retail_pulse.domain.errors import EnqueueFailed
+from retail_pulse.domain.models import ImageResult, ImageTask
+from retail_pulse.domain.store_master import StoreMaster
+from retail_pulse.domain.validation import InputLimits, parse_job_request
+from retail_pulse.ports import EnqueueError, ImageQueue, JobRepository, JobSpecStore
+from retail_pulse.settings import Settings
 
 STORE_NOT_FOUND = "store_id {store_id} not in Store Master"
 

@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..models import FinishedJob, ImageResult, ImageTask
-from ..ports import JobRepository, JobSpecStore
-from ..validation import format_utc, utc_now
+from retail_pulse.domain.clock import format_utc, utc_now
+from retail_pulse.domain.models import FinishedJob, ImageResult, ImageTask
+from retail_pulse.ports import JobRepository, JobSpecStore
 
 # The DLQ's own receive count says nothing of the main queue's, so the text names no number.
 DEAD_LETTER_ERROR = "processing kept failing: the message was moved to the dead-letter queue"

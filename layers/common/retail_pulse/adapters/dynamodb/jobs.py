@@ -30,11 +30,11 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from .dynamodb_items import from_item as _de
-from .dynamodb_items import to_item as _ser
-from .dynamodb_reports import report_updates, visit_index_attributes
-from .models import FinishedJob, ImageResult, ImageTask, Job, JobState
-from .validation import format_utc, utc_now
+from retail_pulse.adapters.dynamodb.items import from_item as _de
+from retail_pulse.adapters.dynamodb.items import to_item as _ser
+from retail_pulse.adapters.dynamodb.reports import report_updates, visit_index_attributes
+from retail_pulse.domain.clock import format_utc, utc_now
+from retail_pulse.domain.models import FinishedJob, ImageResult, ImageTask, Job, JobState
 
 MAX_STORE_ERRORS = 1000
 RESULT_PREFIX = "IMG#"

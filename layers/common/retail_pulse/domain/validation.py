@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from .errors import InvalidRequest, RequestTooLarge
-from .models import JobRequest, Visit
+from retail_pulse.domain.clock import parse_visit_time
+from retail_pulse.domain.errors import InvalidRequest, RequestTooLarge
+from retail_pulse.domain.models import JobRequest, Visit
 
 
 @dataclass(frozen=True)
@@ -127,27 +127,3 @@ def is_http_url(value: object) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-def parse_visit_time(value: object) -> str | None:
-    """RFC 3339 date-time (`Z` or an offset; none means UTC) -> canonical UTC string, or None."""
-    if not isinstance(value, str) or "T" not in value.upper() or len(value) > 64:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        return format_utc(moment.astimezone(UTC))
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before year 1 in UTC
-        return None
-
-
-def format_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def utc_now() -> str:
-    return format_utc(datetime.now(UTC))

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
-from .errors import IdempotencyConflict, InvalidRequest
+from retail_pulse.domain.errors import IdempotencyConflict, InvalidRequest
 
 MAX_KEY_LENGTH = 255
 KEY_TTL_S = 24 * 3600

@@ -26,9 +26,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from .dynamodb_items import from_item as _de
-from .dynamodb_items import to_item as _ser
-from .models import ImageResult, ReportCounters, VisitImage
+from retail_pulse.adapters.dynamodb.items import from_item as _de
+from retail_pulse.adapters.dynamodb.items import to_item as _ser
+from retail_pulse.domain.models import ImageResult, ReportCounters, VisitImage
 
 STORE_INDEX = "VisitsByStore"
 AREA_INDEX = "VisitsByArea"

@@ -7,7 +7,7 @@ import io
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from .models import Store
+from retail_pulse.domain.models import Store
 
 REQUIRED_COLUMNS = ("AreaCode", "StoreName", "StoreID")
 

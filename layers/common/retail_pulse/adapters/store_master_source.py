@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from .store_master import StoreMaster, parse_store_master
+from retail_pulse.domain.store_master import StoreMaster, parse_store_master
 
 RECHECK_SECONDS = 60.0
 

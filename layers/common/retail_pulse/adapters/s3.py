@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from .models import ImageTask
-from .sqs_queue import task_from_message, task_to_message
+from retail_pulse.domain.messages import task_from_message, task_to_message
+from retail_pulse.domain.models import ImageTask
 
 SPEC_PREFIX = "job-specs/"
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from .errors import DomainError
-from .settings import get_settings
+from retail_pulse.domain.errors import DomainError
+from retail_pulse.settings import get_settings
 
 # Request headers a browser may send to the API (Powertools adds Content-Type, X-Api-Key and AWS's own).
 CORS_ALLOW_HEADERS = ["Content-Type", "x-api-key", "Idempotency-Key"]

@@ -1,0 +1,168 @@
+"""What every `functions/*/app.py` shares, so that each handler has the same short shape:
+parse the event, call one logic function with adapters from here, log, return.
+
+- Adapters are built once per container, on first use, by name (`jobs()`, `queue()`, ...): one
+  cached factory each, so tests clear them all with `clear_caches()`.
+- `log_notices`: one log record per completion-notice outcome, written the same way everywhere.
+- `batch_response`: Powertools' partial batch response from a verdict (which records failed, why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from retail_pulse.logic.notify import NoticeOutcome, Notifier
+from retail_pulse.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # adapters are imported by the factory that builds them: a function pays only for its own
+    from concurrent.futures import ThreadPoolExecutor
+
+    from retail_pulse.adapters.dynamodb.jobs import DynamoJobRepository
+    from retail_pulse.adapters.dynamodb.reports import DynamoReportRepository
+    from retail_pulse.adapters.image_download import ImageDownloader
+    from retail_pulse.adapters.s3 import S3JobSpecStore
+    from retail_pulse.adapters.sqs import SqsImageQueue
+    from retail_pulse.domain.store_master import StoreMaster
+
+_factories: list[Callable[[], Any]] = []
+
+
+def _cached[Factory: Callable[[], Any]](factory: Factory) -> Factory:
+    """One instance per container (built on first use, never at import)."""
+    wrapped = cache(factory)
+    _factories.append(wrapped)
+    return wrapped  # type: ignore[return-value]
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+@_cached
+def jobs() -> DynamoJobRepository:
+    from retail_pulse.adapters.dynamodb.jobs import DynamoJobRepository
+
+    return DynamoJobRepository(get_settings().jobs_table_name)
+
+
+@_cached
+def reports() -> DynamoReportRepository:
+    from retail_pulse.adapters.dynamodb.reports import DynamoReportRepository
+
+    return DynamoReportRepository(get_settings().jobs_table_name)
+
+
+@_cached
+def queue() -> SqsImageQueue:
+    from retail_pulse.adapters.sqs import SqsImageQueue
+
+    return SqsImageQueue(get_settings().image_queue_url, get_settings().enqueue_concurrency)
+
+
+@_cached
+def specs() -> S3JobSpecStore:
+    from retail_pulse.adapters.s3 import S3JobSpecStore
+
+    return S3JobSpecStore(get_settings().data_bucket_name)
+
+
+@_cached
+def notifier() -> Notifier:
+    return notifier_from_settings(get_settings())
+
+
+@_cached
+def downloader() -> ImageDownloader:
+    from retail_pulse.adapters.image_download import ImageDownloader
+
+    s = get_settings()
+    return ImageDownloader(
+        s.download_connect_timeout_s,
+        s.download_read_timeout_s,
+        s.max_image_bytes,
+        allow_private=s.allow_private_image_hosts,
+        attempts=s.download_attempts,
+    )
+
+
+@_cached
+def image_pool() -> ThreadPoolExecutor:
+    """The threads that download and measure a batch's images concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=get_settings().process_concurrency, thread_name_prefix="image")
+
+
+def store_master() -> StoreMaster:
+    """The Store Master (cached per container and re-checked for a new version, see store_master_source)."""
+    from retail_pulse.adapters.store_master_source import load_store_master
+
+    return load_store_master(get_settings().effective_store_master_uri)
+
+
+def notifier_from_settings(s: Settings) -> Notifier:
+    from retail_pulse.adapters.callbacks import SafeHttpCallbackSender
+    from retail_pulse.adapters.safe_http import SafeHttpClient
+    from retail_pulse.adapters.sns import SnsEventTopic
+
+    return Notifier(
+        topic=SnsEventTopic(s.job_events_topic_arn) if s.job_events_topic_arn else None,
+        callbacks=SafeHttpCallbackSender(
+            SafeHttpClient(
+                allow_private=s.allow_private_image_hosts,
+                connect_timeout=s.download_connect_timeout_s,
+                read_timeout=s.download_read_timeout_s,
+            )
+        ),
+        signing_secret=s.callback_signing_secret.get_secret_value(),
+    )
+
+
+def clear_caches() -> None:
+    """Forget every adapter and setting (tests change the environment between cases)."""
+    from retail_pulse.adapters.store_master_source import clear_cache
+
+    get_settings.cache_clear()
+    clear_cache()
+    for factory in _factories:
+        factory.cache_clear()  # type: ignore[attr-defined]
+
+
+def log_notices(logger: Logger, outcomes: Iterable[NoticeOutcome | None]) -> bool:
+    """One record per notice outcome; True when every notice reached the topic."""
+    complete = True
+    for outcome in outcomes:
+        if outcome is None:
+            continue
+        extra = {"job_id": outcome.job_id, "callback": outcome.callback}
+        if outcome.complete:
+            logger.info("job notice sent", extra=extra)
+        else:
+            # The notice stays owed on the job item; whoever meets the job next (or the sweeper) retries it.
+            logger.error("job notice not published", extra={**extra, "error": outcome.topic_error})
+            complete = False
+    return complete
+
+
+class RecordNotProcessed(Exception):
+    """A record of the batch goes back to the queue (the message says why)."""
+
+
+_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def batch_response(event: dict, context: Any, failed: Mapping[str, str]) -> dict:
+    """Powertools' partial batch response: the records whose message id is in `failed` (id -> why)
+    are reported as item failures, every other record is deleted from the queue."""
+
+    def record_handler(record: SQSRecord) -> None:
+        if record.message_id in failed:
+            raise RecordNotProcessed(failed[record.message_id])
+
+    return process_partial_response(event=event, record_handler=record_handler, processor=_processor, context=context)
