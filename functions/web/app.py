@@ -22,18 +22,40 @@ from retail_pulse.api.responses import json_response, register_error_handlers
 
 STATIC = Path(__file__).with_name("static")
 PAGE = "index.html"
+# The dashboard's script: ES modules, main.js the entry (index.html loads it and preloads the rest).
+# Flat names: the route's `{file}` is one path segment.
+SCRIPT_MODULES = (
+    "main.js",
+    "router.js",
+    "api.js",
+    "storage.js",
+    "dom.js",
+    "format.js",
+    "validation.js",
+    "csv.js",
+    "charts.js",
+    "views-submit.js",
+    "views-jobs.js",
+    "views-job.js",
+    "views-results.js",
+    "views-areas.js",
+    "views-settings.js",
+)
 # The files /assets/{file} serves; anything else is a 404 (no path ever reaches the file system).
+# Module scripts must come as JavaScript: with `nosniff` a browser refuses one of any other type.
 ASSET_TYPES = {
-    "app.js": "text/javascript; charset=utf-8",
+    **dict.fromkeys(SCRIPT_MODULES, "text/javascript; charset=utf-8"),
     "style.css": "text/css; charset=utf-8",
 }
-# The page names its assets with `?v=<version>`, a hash of their content: a versioned asset never
-# changes, so browsers may keep it; the page itself is revalidated so a deploy shows at once.
+# The page names its assets with `?v=<version>`, a hash of their content, and so do the modules'
+# imports of each other: a versioned asset never changes, so browsers may keep it; the page itself
+# is revalidated so a deploy shows at once.
 VERSIONED_CACHE_CONTROL = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 ASSET_VERSION_PLACEHOLDER = "__ASSET_VERSION__"
-# Scripts and styles only from here; thumbnails from any image host; API calls to any base URL the
-# user configures (the API's own CORS policy decides what a foreign origin may read).
+# Scripts (module scripts and their imports included) and styles only from here, never inline or
+# eval'd; thumbnails from any image host; API calls to any base URL the user configures (the API's
+# own CORS policy decides what a foreign origin may read).
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src http: https: data:; "
     "connect-src 'self' http: https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -57,20 +79,25 @@ def _etag(body: str) -> str:
 
 
 @cache
-def assets() -> dict[str, StaticFile]:
-    out = {}
-    for name, content_type in ASSET_TYPES.items():
-        body = (STATIC / name).read_text(encoding="utf-8")
-        out[name] = StaticFile(body, content_type, _etag(body))
-    return out
+def _sources() -> dict[str, str]:
+    return {name: (STATIC / name).read_text(encoding="utf-8") for name in ASSET_TYPES}
 
 
 @cache
 def asset_version() -> str:
     digest = hashlib.sha256()
     for name in sorted(ASSET_TYPES):
-        digest.update(assets()[name].body.encode())
+        digest.update(_sources()[name].encode())
     return digest.hexdigest()[:16]
+
+
+@cache
+def assets() -> dict[str, StaticFile]:
+    out = {}
+    for name, content_type in ASSET_TYPES.items():
+        body = _sources()[name].replace(ASSET_VERSION_PLACEHOLDER, asset_version())
+        out[name] = StaticFile(body, content_type, _etag(body))
+    return out
 
 
 @cache
@@ -96,9 +123,9 @@ def dashboard_page():
     return _file(page(), REVALIDATE, {"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 
 
-@app.get("/assets/<file>", summary="The dashboard's script and stylesheet")
+@app.get("/assets/<file>", summary="The dashboard's script modules and stylesheet")
 def dashboard_asset(
-    file: Annotated[str, PathParam(description="`app.js` or `style.css`.")],
+    file: Annotated[str, PathParam(description="A script module such as `main.js`, or `style.css`.")],
     v: Annotated[str | None, Query(description="Content version the page links with; cached for a year.")] = None,
 ):
     found = assets().get(file)

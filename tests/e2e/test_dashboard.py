@@ -139,6 +139,44 @@ VALIDATION_CASES = [
 ]
 
 
+def test_every_module_loads_as_javascript_and_no_view_logs_an_error(browser, local_stack):
+    # A context of its own: nothing cached, so every module comes from the web function.
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        problems: list[str] = []
+        scripts: dict[str, tuple[int, str]] = {}
+        page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+        page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
+
+        def on_response(response):
+            name = response.url.split("?")[0].rsplit("/assets/", 1)[-1]
+            if "/assets/" in response.url and name.endswith(".js"):
+                scripts[name] = (response.status, response.headers.get("content-type", ""))
+
+        page.on("response", on_response)
+        page.goto(local_stack.url + "/")
+        expect(page).to_have_title("Submit a job · Retail Pulse")  # main.js ran and routed
+        modules = sorted(path.name for path in (ROOT / "functions" / "web" / "static").glob("*.js"))
+        assert sorted(scripts) == modules
+        for name, (status, content_type) in scripts.items():
+            assert status == 200 and content_type.startswith("text/javascript"), (name, status, content_type)
+        assert page.evaluate("typeof window.retailPulse.validateJob") == "function"
+        # Each view once, waiting for what its API calls fill in.
+        page.get_by_role("link", name="Jobs").click()
+        expect(page.locator("#jobs-source")).to_have_text("All jobs, from the API.")
+        page.get_by_role("link", name="Areas").click()
+        expect(page.locator("#areas-table tbody tr")).to_have_count(2)
+        page.get_by_role("link", name="Settings").click()
+        expect(page.locator("#api-default")).to_have_text(local_stack.url + "/")
+        page.get_by_role("link", name="Submit").click()
+        expect(page).to_have_title("Submit a job · Retail Pulse")
+        assert problems == []
+    finally:
+        context.close()
+
+
 def test_page_checks_a_job_exactly_as_the_api_does(page):
     verdicts = page.evaluate("cases => cases.map(c => window.retailPulse.validateJob(c))", VALIDATION_CASES)
     assert verdicts == [python_verdict(case) for case in VALIDATION_CASES]
