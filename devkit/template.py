@@ -63,6 +63,44 @@ class SqsSource:
 
 
 @dataclass
+class CorsSpec:
+    """An Api's `Cors` as SAM turns it into an OPTIONS method (mock integration) on every path."""
+
+    allow_origin: str
+    allow_methods: str | None = None  # None: SAM lists the path's own methods and OPTIONS
+    allow_headers: str | None = None
+    max_age: str | None = None
+    allow_credentials: bool = False
+
+
+@dataclass
+class GatewayResponseSpec:
+    """One entry of an Api's `GatewayResponses` (API Gateway's own errors)."""
+
+    status_code: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    templates: dict[str, str] = field(default_factory=dict)  # content type -> mapping template
+
+
+@dataclass
+class RestApiSpec:
+    """What the local gateway needs of an `AWS::Serverless::Api` (parameters resolved)."""
+
+    logical_id: str
+    stage: str
+    cors: CorsSpec | None = None
+    gateway_responses: dict[str, GatewayResponseSpec] = field(default_factory=dict)
+    binary_media_types: list[str] = field(default_factory=list)
+    preflight_needs_key: bool = False  # Auth.ApiKeyRequired and AddApiKeyRequiredToCorsPreflight
+
+
+def _unquote(value: Any) -> str:
+    """SAM's Cors and GatewayResponses values are header values in single quotes: "'*'" -> "*"."""
+    text = str(value)
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == "'" else text
+
+
+@dataclass
 class FunctionSpec:
     logical_id: str
     code_uri: Path
@@ -183,6 +221,49 @@ class Stack:
         self.attrs[(logical, "Arn")] = arn
         self.attrs[(logical, "QueueName")] = name
         self.attrs[(logical, "QueueUrl")] = url
+
+    # -- API ------------------------------------------------------------------------------
+    def rest_api(self, logical_id: str | None = None) -> RestApiSpec | None:
+        """The template's (first, or named) `AWS::Serverless::Api`, with Globals.Api applied."""
+        apis = self.of_type("AWS::Serverless::Api")
+        if not apis:
+            return None
+        logical_id = logical_id or next(iter(apis))
+        props = {**self.template.get("Globals", {}).get("Api", {}), **apis[logical_id].get("Properties", {})}
+        cors = self.resolve(props.get("Cors"))
+        cors_spec = None
+        if cors:
+            if isinstance(cors, str):  # `Cors: "'origin'"` is shorthand for AllowOrigin alone
+                cors = {"AllowOrigin": cors}
+            cors_spec = CorsSpec(
+                allow_origin=_unquote(cors["AllowOrigin"]),
+                allow_methods=_unquote(cors["AllowMethods"]) if "AllowMethods" in cors else None,
+                allow_headers=_unquote(cors["AllowHeaders"]) if "AllowHeaders" in cors else None,
+                max_age=_unquote(cors["MaxAge"]) if "MaxAge" in cors else None,
+                allow_credentials=str(cors.get("AllowCredentials", False)).lower() == "true",
+            )
+        responses = {}
+        for kind, raw in (props.get("GatewayResponses") or {}).items():
+            spec = self.resolve(raw)
+            responses[kind] = GatewayResponseSpec(
+                status_code=int(spec["StatusCode"]) if "StatusCode" in spec else None,
+                headers={k: _unquote(v) for k, v in spec.get("ResponseParameters", {}).get("Headers", {}).items()},
+                templates=dict(spec.get("ResponseTemplates", {})),
+            )
+        auth = props.get("Auth", {})
+        # SAM puts the key requirement on the generated OPTIONS methods too unless told not to.
+        preflight_needs_key = bool(auth.get("ApiKeyRequired")) and bool(
+            auth.get("AddApiKeyRequiredToCorsPreflight", True)
+        )
+        return RestApiSpec(
+            logical_id=logical_id,
+            stage=str(self.resolve(props.get("StageName", "Prod"))),
+            cors=cors_spec,
+            gateway_responses=responses,
+            # SAM writes "/" in a media type as "~1" (a JSON pointer escape), as API Gateway's API does.
+            binary_media_types=[str(self.resolve(t)).replace("~1", "/") for t in props.get("BinaryMediaTypes", [])],
+            preflight_needs_key=preflight_needs_key,
+        )
 
     # -- functions ------------------------------------------------------------------------
     def _api_key_required(self, event_properties: dict) -> bool:

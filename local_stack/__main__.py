@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 
+from .gateway import INTEGRATION_TIMEOUT_S
 from .stack import LocalStack, Options
 
 
@@ -29,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY",
         help="require this x-api-key on the routes the template keys (repeatable; default: no key checked)",
     )
+    parser.add_argument(
+        "--integration-timeout",
+        type=float,
+        default=INTEGRATION_TIMEOUT_S,
+        metavar="SECONDS",
+        help="API Gateway's integration timeout: a slower function's caller gets 504 (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     options = Options(
@@ -40,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         environment=dict(kv.split("=", 1) for kv in args.env),
         warm=args.warm,
         api_keys=args.api_key,
+        integration_timeout=args.integration_timeout,
     )
     stack = LocalStack(options).start()
     stopped = threading.Event()

@@ -19,7 +19,7 @@ from devkit.template import REGION, Stack
 from .aws import AwsEndpoint
 from .event_source import SqsEventSource
 from .functions import FunctionPool
-from .gateway import Gateway
+from .gateway import INTEGRATION_TIMEOUT_S, Gateway
 from .samples import serve_sample
 from .topics import PREFIX as TOPICS_PREFIX
 from .topics import TopicInbox
@@ -38,6 +38,7 @@ class Options:
     warm: int = 2  # workers started per function before the stack reports ready
     environment: dict[str, str] = field(default_factory=dict)  # extra function env (after passthrough)
     api_keys: list[str] = field(default_factory=list)  # when set, routes that require a key check x-api-key
+    integration_timeout: float = INTEGRATION_TIMEOUT_S  # API Gateway's; tests shorten it
 
 
 def parse_rate(expression: str) -> float | None:
@@ -67,12 +68,15 @@ class LocalStack:
         if options.visibility_timeout is not None:
             for queue in self.aws.sqs.queues.values():
                 queue.attributes["VisibilityTimeout"] = str(options.visibility_timeout)
-        self.stage = self.stack.parameters.get("Stage", "local")
+        # The API's stage, Cors, GatewayResponses and binary media types, parameters resolved.
+        api = self.stack.rest_api()
+        self.stage = api.stage if api else self.stack.parameters.get("Stage", "local")
         self.gateway = Gateway(
             self.stage,
             {"/samples/": serve_sample, TOPICS_PREFIX: self.topics.serve},
+            api=api,
             api_keys=frozenset(options.api_keys),
-            cors_allow_origin=str(self.stack.parameters.get("CorsAllowOrigin", "*")),
+            integration_timeout=options.integration_timeout,
         )
         self.pools: dict[str, FunctionPool] = {}
         self.event_sources: list[SqsEventSource] = []
@@ -164,7 +168,8 @@ class LocalStack:
 
     def describe(self) -> str:
         lines = [
-            f"API          {self.url}  (stage {self.stage}; try {self.url}/api/health)",
+            f"API          {self.url}  (stage {self.stage}, also at {self.url}/{self.stage}/; "
+            f"try {self.url}/api/health)",
             f"AWS endpoint {self.aws.moto_url}  (moto: DynamoDB, S3, ...; SQS at {self.aws.sqs_url})",
             f"Samples      {self.url}/samples/shelf.jpg",
             f"SNS topics   {self.url}{TOPICS_PREFIX}<LogicalId>  (messages moto delivered, e.g. JobEventsTopic)",
