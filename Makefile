@@ -15,7 +15,7 @@ SAM_STAMP := $(SAM_VENV)/.installed
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PATH="$(dir $(PYTHON312)):$$PATH" \
 	$(SAM_VENV)/bin/sam
 
-.PHONY: run test lint format openapi deploy-check demo bench clean
+.PHONY: run test test-fast lint format openapi deploy-check demo bench clean
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
+
+# Unit and integration tests only (no local stack, no browser): the quick loop while editing.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "unit or integration"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

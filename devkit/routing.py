@@ -42,16 +42,23 @@ class RouteTable:
         self.routes.append(Route.build(method, resource, target, api_key_required))
         self.routes.sort(key=lambda r: r.rank)  # literal segments win over parameters, as API Gateway
 
+    def resource_of(self, path: str) -> str | None:
+        """The resource API Gateway picks for `path`: the most specific that matches."""
+        return next((r.resource for r in self.routes if r.pattern.match(path)), None)
+
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str] | None, bool]:
-        """(route, path parameters, whether the path exists under another method)"""
-        path_exists = False
-        for route in self.routes:
-            m = route.pattern.match(path)
-            if m:
-                if route.method in (method.upper(), "ANY"):
-                    return route, m.groupdict() or None, True
-                path_exists = True
-        return None, None, path_exists
+        """(route, path parameters, whether the path is a resource at all); an explicit method of
+        the resource wins over its ANY."""
+        resource = self.resource_of(path)
+        if resource is None:
+            return None, None, False
+        candidates = [r for r in self.routes if r.resource == resource]
+        route = next((r for r in candidates if r.method == method.upper()), None)
+        route = route or next((r for r in candidates if r.method == "ANY"), None)
+        if route is None:
+            return None, None, True
+        m = route.pattern.match(path)
+        return route, (m.groupdict() or None) if m else None, True
 
 
 def function_routes(stack: Any, target_for: Any) -> RouteTable:

@@ -14,23 +14,23 @@ import base64
 import binascii
 import contextlib
 import json
-import re
 import sys
 import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from devkit.routing import Route, RouteTable
+from devkit.template import CorsSpec, RestApiSpec
 
 from . import gateway_responses as kinds
 from .functions import Invocation
 from .gateway_responses import GatewayError, GatewayResponses
 from .http_input import BadRequest, TooLarge, read_body
 from .proxy_event import LOCAL_DEFAULT_API_KEY_ID, Identity, api_key_id, build_event
-from .template import CorsSpec, RestApiSpec
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 MAX_LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation limit, event and response alike
@@ -42,32 +42,6 @@ LISTEN_BACKLOG = 1024
 ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 ExtraGet = Callable[[str], tuple[int, str, bytes] | None]
-
-
-@dataclass
-class Route:
-    method: str
-    resource: str
-    pool: Any  # a FunctionPool (anything with invoke(event) -> Invocation)
-    pattern: re.Pattern
-    rank: tuple
-    api_key_required: bool = False
-
-    @classmethod
-    def build(cls, method: str, resource: str, pool: Any, api_key_required: bool = False) -> Route:
-        parts, rank = [], []
-        for segment in resource.strip("/").split("/") if resource.strip("/") else []:
-            if segment.endswith("+}"):
-                parts.append(f"(?P<{segment[1:-2]}>.+)")
-                rank.append(2)
-            elif segment.startswith("{"):
-                parts.append(f"(?P<{segment[1:-1]}>[^/]+)")
-                rank.append(1)
-            else:
-                parts.append(re.escape(segment))
-                rank.append(0)
-        pattern = re.compile("^/" + "/".join(parts) + "/*$")
-        return cls(method.upper(), resource, pool, pattern, tuple(rank), api_key_required)
 
 
 class _Server(ThreadingHTTPServer):
@@ -87,7 +61,7 @@ class Gateway:
         body_read_timeout: float = BODY_READ_TIMEOUT_S,
     ) -> None:
         self.stage = stage
-        self.routes: list[Route] = []
+        self.table = RouteTable()
         self.extra_get = extra_get  # path prefix -> handler(path) for things the local stack serves itself
         # Empty: no key is checked (as a stage without a usage plan); else routes that require a key
         # answer 403 without one of these in x-api-key, as API Gateway does.
@@ -100,27 +74,18 @@ class Gateway:
         self.body_read_timeout = body_read_timeout
 
     def add_route(self, method: str, resource: str, pool: Any, api_key_required: bool = False) -> None:
-        self.routes.append(Route.build(method, resource, pool, api_key_required))
-        self.routes.sort(key=lambda r: r.rank)
+        self.table.add(method, resource, pool, api_key_required)
 
     # -- routing ----------------------------------------------------------------------------
+    @property
+    def routes(self) -> list[Route]:
+        return self.table.routes
+
     def resource_of(self, path: str) -> str | None:
-        """The resource API Gateway would pick for `path` (the most specific that matches)."""
-        return next((r.resource for r in self.routes if r.pattern.match(path)), None)
+        return self.table.resource_of(path)
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str] | None, bool]:
-        """(route, path parameters, whether the path is a resource at all); an explicit method of
-        the resource wins over its ANY."""
-        resource = self.resource_of(path)
-        if resource is None:
-            return None, None, False
-        candidates = [r for r in self.routes if r.resource == resource]
-        route = next((r for r in candidates if r.method == method), None)
-        route = route or next((r for r in candidates if r.method == "ANY"), None)
-        if route is None:
-            return None, None, True
-        m = route.pattern.match(path)
-        return route, (m.groupdict() or None) if m else None, True
+        return self.table.match(method, path)
 
     def stage_paths(self, path: str) -> tuple[str, str]:
         """(the path the routes see, requestContext.path). The stage URL serves `/<stage>/...` with
@@ -263,7 +228,7 @@ class Gateway:
 
         def run() -> None:
             try:
-                future.set_result(route.pool.invoke(event))
+                future.set_result(route.target.invoke(event))
             except Exception as exc:
                 future.set_result(Invocation(False, {"errorType": type(exc).__name__, "errorMessage": str(exc)}, 0.0))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .template import GatewayResponseSpec
+from devkit.template import GatewayResponseSpec
 
 # Response types the local gateway produces -> API Gateway's default status code and message.
 MISSING_AUTHENTICATION_TOKEN = "MISSING_AUTHENTICATION_TOKEN"  # noqa: S105 - unknown resource or method

@@ -175,7 +175,7 @@ class LocalStack:
             f"SNS topics   {self.url}{TOPICS_PREFIX}<LogicalId>  (messages moto delivered, e.g. JobEventsTopic)",
         ]
         for route in self.gateway.routes:
-            lines.append(f"  {route.method:6} {route.resource:28} -> {route.pool.spec.logical_id}")
+            lines.append(f"  {route.method:6} {route.resource:28} -> {route.target.spec.logical_id}")
         for source in self.event_sources:
             lines.append(
                 f"  SQS {source.queue.name} -> {source.pool.spec.logical_id} "

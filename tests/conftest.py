@@ -1,144 +1,28 @@
-"""Shared fixtures: moto resources built from template.yaml, handlers loaded like Lambda loads
-them, real API Gateway / SQS event shapes, and an HTTP server of generated images."""
+"""Fixtures every test folder shares: moto resources built from template.yaml with the handlers
+loaded like Lambda loads them (`stack`, `lifecycle`), and an HTTP server of generated images.
+Helpers are in harness.py. Each test gets the marker of its folder (unit, integration, local_stack,
+e2e, infrastructure): `make test-fast` runs unit and integration."""
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
-import sys
-import uuid
 from pathlib import Path
 
 import boto3
 import pytest
+from harness import SIGNING_SECRET, Handlers, ImageServer
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
-
-from devkit.images import ImageServer, make_image
-from devkit.lambda_runtime import LambdaContext, load_function
-from devkit.routing import function_routes
 from devkit.template import Stack
-from retail_pulse import handler_kit
 
-EVENTS = Path(__file__).parent / "events"
-SHARED_STORE_MASTER = ROOT.parent / "shared" / "data" / "StoreMasterAssignment.csv"
-__all__ = ["ImageServer", "LambdaContext", "load_function", "make_image"]  # tests import them from here
+REACHES = ("unit", "integration", "local_stack", "e2e", "infrastructure")
 
 
-def api_event(method: str, path: str, *, body: str | None = None, query: dict | None = None, headers=None) -> dict:
-    event = json.loads((EVENTS / "api_gateway_rest_proxy.json").read_text())
-    event["httpMethod"] = event["requestContext"]["httpMethod"] = method
-    event["path"] = path
-    # API Gateway REST matches "/api/submit/" to the resource "/api/submit" and keeps the raw path.
-    event["resource"] = event["requestContext"]["resourcePath"] = path.rstrip("/") or "/"
-    event["requestContext"]["path"] = f"/dev{path}"
-    event["requestContext"]["requestId"] = str(uuid.uuid4())
-    event["body"] = body
-    if query:
-        event["queryStringParameters"] = {k: str(v) for k, v in query.items()}
-        event["multiValueQueryStringParameters"] = {k: [str(v)] for k, v in query.items()}
-    for key, value in (headers or {}).items():
-        event["headers"][key] = value
-        event["multiValueHeaders"][key] = [value]
-    return event
-
-
-def sqs_event(messages: list[dict], queue_arn: str) -> dict:
-    """`messages` as ReceiveMessage returns them (Body, MessageId, ReceiptHandle, Attributes)."""
-    template = json.loads((EVENTS / "sqs_record.json").read_text())
-    records = []
-    for m in messages:
-        record = copy.deepcopy(template)
-        record["messageId"] = m["MessageId"]
-        record["receiptHandle"] = m["ReceiptHandle"]
-        record["body"] = m["Body"]
-        record["md5OfBody"] = hashlib.md5(m["Body"].encode()).hexdigest()  # noqa: S324 - SQS's own checksum
-        record["attributes"].update(m.get("Attributes", {}))
-        record["eventSourceARN"] = queue_arn
-        records.append(record)
-    return {"Records": records}
-
-
-class Handlers:
-    """Runs the stack's functions in-process against moto, and drives the queue like the ESM."""
-
-    def __init__(self, stack: Stack, sqs) -> None:
-        self.stack = stack
-        self.sqs = sqs
-        self.submit = load_function("submit")
-        self.status = load_function("status")
-        self.process_image = load_function("process_image")
-        self.reports = load_function("reports")
-        self.jobs = load_function("jobs")
-        self.dead_letter = load_function("dead_letter")
-        self.stall_sweeper = load_function("stall_sweeper")
-        modules = {m.__name__: m for m in (self.submit, self.status, self.reports, self.jobs)}
-        self.routes = function_routes(stack, lambda spec: modules.get(f"fn_{spec.code_uri.name}_app"))
-        self.queue_url = stack.refs["ImageQueue"]
-        self.queue_arn = stack.attrs[("ImageQueue", "Arn")]
-        self.dlq_url = stack.refs["ImageDeadLetterQueue"]
-        self.dlq_arn = stack.attrs[("ImageDeadLetterQueue", "Arn")]
-
-    def reset_caches(self) -> None:
-        handler_kit.clear_caches()
-        self.submit.idempotent_submit.cache_clear()
-
-    def api(self, method: str, path: str, *, body=None, query=None, headers=None) -> tuple[int, dict]:
-        if body is not None and not isinstance(body, str):
-            body = json.dumps(body)
-        event = api_event(method, path, body=body, query=query, headers=headers)
-        route, _, _ = self.routes.match(method, path)
-        assert route is not None, f"no route for {method} {path} in template.yaml"
-        response = route.target.lambda_handler(event, LambdaContext())
-        return response["statusCode"], json.loads(response["body"])
-
-    def submit_job(self, visits: list[dict]) -> str:
-        status, body = self.api("POST", "/api/submit", body={"count": len(visits), "visits": visits})
-        assert status == 201, body
-        return body["job_id"]
-
-    def receive(self, max_messages: int = 10, visibility: int | None = None) -> list[dict]:
-        kwargs = {"VisibilityTimeout": visibility} if visibility is not None else {}
-        return self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=max_messages,
-            AttributeNames=["All"],
-            MessageSystemAttributeNames=["All"],
-            **kwargs,
-        ).get("Messages", [])
-
-    def invoke_process(self, messages: list[dict]) -> set[str]:
-        """Run process_image on these messages; returns the message ids it reported as failed."""
-        response = self.process_image.lambda_handler(sqs_event(messages, self.queue_arn), LambdaContext())
-        return {f["itemIdentifier"] for f in response["batchItemFailures"]}
-
-    def drain(self, *, delete: bool = True, max_batches: int = 1000) -> int:
-        """Deliver batches until the queue is empty, deleting what succeeded (as the ESM does)."""
-        batches = 0
-        while batches < max_batches:
-            messages = self.receive(visibility=0 if not delete else None)
-            if not messages:
-                return batches
-            failed = self.invoke_process(messages)
-            batches += 1
-            if delete:
-                for m in messages:
-                    if m["MessageId"] not in failed:
-                        self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
-        raise AssertionError("queue did not drain")
-
-    def items(self) -> list[dict]:
-        ddb = boto3.client("dynamodb")
-        return ddb.scan(TableName=self.stack.refs["JobsTable"])["Items"]
-
-    def queue_depth(self) -> int:
-        attrs = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        reach = next((part for part in reversed(parts) if part in REACHES), None)
+        if reach:
+            item.add_marker(getattr(pytest.mark, reach))
 
 
 @pytest.fixture
@@ -184,9 +68,6 @@ def stack(aws_env, monkeypatch):
         handlers.reset_caches()
         yield handlers
         handlers.reset_caches()
-
-
-SIGNING_SECRET = "test-signing-secret"  # noqa: S105 - a test key
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_image
+from harness import ROOT, make_image
 
 from retail_pulse.domain.errors import InvalidRequest
 from retail_pulse.domain.validation import parse_job_request

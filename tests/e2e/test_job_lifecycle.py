@@ -10,7 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import make_image
+from harness import make_image
 
 from retail_pulse_cli.__main__ import main as cli_main
 

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from conftest import make_image
+from harness import make_image
 from reliability import record
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SHARED_STORE_MASTER, make_image
+from harness import SHARED_STORE_MASTER, make_image
 
 from local_stack.runner import start_local_stack
 

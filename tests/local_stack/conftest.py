@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from gateway_kit import API_KEY, RunningGateway
 
+from devkit.template import RestApiSpec, Stack
 from local_stack.gateway import Gateway
 from local_stack.runner import start_local_stack
-from local_stack.template import RestApiSpec, Stack
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 import requests
 from gateway_kit import API_KEY, FakePool
 
-from local_stack.template import Stack
+from devkit.template import Stack
 
 PREFLIGHT = {
     "Origin": "https://other.example",

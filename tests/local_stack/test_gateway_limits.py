@@ -10,8 +10,8 @@ import time
 import requests
 from gateway_kit import FakePool
 
+from devkit.template import GatewayResponseSpec
 from local_stack.gateway import MAX_LAMBDA_PAYLOAD_BYTES
-from local_stack.template import GatewayResponseSpec
 
 SUBMIT = ("POST", "/api/submit")
 HEALTH = ("GET", "/api/health")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from local_stack.template import Stack
+from devkit.template import Stack
 
 
 def test_the_templates_api():

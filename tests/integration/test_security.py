@@ -7,7 +7,7 @@ import json
 import tomllib
 
 import pytest
-from conftest import ROOT, make_image
+from harness import ROOT, make_image
 from reliability import record
 
 from devkit.template import Stack
@@ -128,7 +128,7 @@ def test_status_of_a_neighbouring_id_reveals_nothing(stack):
 
 
 def cors_of(stack, method: str, path: str, origin: str, **kwargs) -> tuple[int, dict]:
-    from conftest import LambdaContext, api_event
+    from harness import LambdaContext, api_event
 
     body = kwargs.pop("body", None)
     event = api_event(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from conftest import LambdaContext, make_image, sqs_event
+from harness import LambdaContext, make_image, sqs_event
 from reliability import record
 
 from devkit.template import Stack

@@ -9,7 +9,7 @@ import time
 from urllib.parse import parse_qsl
 
 import schemathesis
-from conftest import LambdaContext, api_event, load_function
+from harness import LambdaContext, api_event, load_function
 from hypothesis import HealthCheck, given, settings
 from reliability import record
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SHARED_STORE_MASTER
+from harness import SHARED_STORE_MASTER
 
 from retail_pulse.domain.errors import DomainError
 from retail_pulse.domain.store_master import parse_store_master

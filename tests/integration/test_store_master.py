@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from conftest import SHARED_STORE_MASTER
+from harness import SHARED_STORE_MASTER
 
 from retail_pulse.adapters.store_master_source import load_store_master
 from retail_pulse.domain.store_master import parse_store_master

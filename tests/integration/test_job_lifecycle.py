@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
-from conftest import SIGNING_SECRET as SECRET
-from conftest import make_image
+from harness import SIGNING_SECRET as SECRET
+from harness import make_image
 
 from retail_pulse import handler_kit
 from retail_pulse.logic.notify import Notifier

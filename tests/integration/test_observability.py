@@ -7,7 +7,7 @@ import json
 import logging
 
 import pytest
-from conftest import LambdaContext, api_event, make_image
+from harness import LambdaContext, api_event, make_image
 
 from retail_pulse.adapters.dynamodb.jobs import DynamoJobRepository
 from retail_pulse.domain.models import FinishedJob

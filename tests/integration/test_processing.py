@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_image
+from harness import make_image
 from reliability import record
 
 from retail_pulse import handler_kit

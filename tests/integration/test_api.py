@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import LambdaContext, api_event
+from harness import LambdaContext, api_event
 
 GOOD_VISIT = {"store_id": "RP00001", "image_url": ["https://example.com/a.jpg"], "visit_time": "2024-03-15T10:00:00Z"}
 

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from conftest import ROOT, LambdaContext, api_event
+from harness import ROOT, LambdaContext, api_event
 
 from retail_pulse.api.responses import field_path
 from retail_pulse.api.schema import JobStatus, ResultsPage, SubmitAccepted

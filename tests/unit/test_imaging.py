@@ -5,7 +5,7 @@ import time
 import zlib
 
 import pytest
-from conftest import make_image
+from harness import make_image
 
 from retail_pulse.adapters.image_download import ImageDownloader
 from retail_pulse.adapters.safe_http import SafeHttpClient

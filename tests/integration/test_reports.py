@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import boto3
 import pytest
-from conftest import SHARED_STORE_MASTER, make_image
+from harness import SHARED_STORE_MASTER, make_image
 
 from retail_pulse import handler_kit
 from retail_pulse.domain.messages import task_from_message

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, LambdaContext, api_event, load_function
+from harness import ROOT, LambdaContext, api_event, load_function
 
 
 @pytest.fixture(scope="module")
