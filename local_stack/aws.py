@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import threading
+from collections import deque
 from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -32,45 +33,47 @@ DYNAMODB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "
 
 
 class ReadWriteLock:
-    """moto is not thread-safe: writes run alone, reads run together. Writers queue in FIFO order;
-    a read waits only for the write in progress, so a status request is not stuck behind a queue
-    of batch writes (reads are far rarer than writes here, so writers cannot starve)."""
+    """moto is not thread-safe: writes run alone, reads run together. Everyone takes a ticket in one
+    FIFO line; readers next to each other in the line go in together, and a reader arriving while a
+    writer waits queues behind that writer. (Letting readers pass a waiting writer let 50 pollers
+    of the status route starve the batch writes: some reader always held the lock.)"""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
+        self._line: deque[int] = deque()  # tickets waiting, in arrival order
+        self._next_ticket = 0
         self._readers = 0
         self._writing = False
-        self._next_ticket = 0
-        self._serving = 0
 
     @contextlib.contextmanager
-    def reading(self):
-        with self._condition:
-            while self._writing:
-                self._condition.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._readers -= 1
-                self._condition.notify_all()
-
-    @contextlib.contextmanager
-    def writing(self):
+    def _holding(self, write: bool):
         with self._condition:
             ticket = self._next_ticket
             self._next_ticket += 1
-            while ticket != self._serving or self._writing or self._readers:
+            self._line.append(ticket)
+            while self._line[0] != ticket or self._writing or (write and self._readers):
                 self._condition.wait()
-            self._writing = True
+            self._line.popleft()
+            if write:
+                self._writing = True
+            else:
+                self._readers += 1
+                self._condition.notify_all()  # the next in line may be a reader: it comes in too
         try:
             yield
         finally:
             with self._condition:
-                self._writing = False
-                self._serving += 1
+                if write:
+                    self._writing = False
+                else:
+                    self._readers -= 1
                 self._condition.notify_all()
+
+    def reading(self):
+        return self._holding(write=False)
+
+    def writing(self):
+        return self._holding(write=True)
 
 
 def is_read(environ: dict) -> bool:
