@@ -19,6 +19,8 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from .dynamodb_limits import DynamoDBLimits, LimitsConfig
+from .dynamodb_limits_adapters import LIMITS_PATH, LimitsMiddleware, limits_off_response
 from .sqs import SqsError, SqsService
 
 
@@ -84,9 +86,10 @@ def is_read(environ: dict) -> bool:
 
 
 class MotoApp:
-    """moto's WSGI app behind a read/write lock, with fault injection for tests."""
+    """moto's WSGI app behind a read/write lock, with fault injection for tests and, unless `limits`
+    is None, the model of DynamoDB's limits in front of it (`dynamodb_limits`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: LimitsConfig | None = None) -> None:
         from moto.server import DomainDispatcherApplication, create_backend_app
 
         from . import moto_patches
@@ -96,6 +99,10 @@ class MotoApp:
         self._lock = ReadWriteLock()
         self._faults: list[dict] = []
         self._faults_lock = threading.Lock()
+        self.limits = LimitsMiddleware(DynamoDBLimits(limits), self._moto, self._locked) if limits else None
+
+    def _locked(self, write: bool):
+        return self._lock.writing() if write else self._lock.reading()
 
     def inject_fault(self, operation: str, code: str, count: int, status: int = 400) -> None:
         """Answer the next `count` calls of `operation` (e.g. "TransactWriteItems") with error `code`."""
@@ -127,12 +134,16 @@ class MotoApp:
             data = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{fault['code']}", "message": "injected"})
             start_response(f"{fault['status']} Injected", [("Content-Type", "application/x-amz-json-1.0")])
             return [data.encode()]
+        if self.limits is None and environ.get("PATH_INFO") == LIMITS_PATH:
+            return limits_off_response(start_response)
+        if self.limits is not None and self.limits.serves(environ):
+            return self.limits(environ, start_response)
         with self._lock.reading() if is_read(environ) else self._lock.writing():
             return list(self._moto(environ, start_response))
 
 
-def _serve_moto(host: str, port: int, conn) -> None:
-    server = make_server(host, port, MotoApp(), threaded=True, request_handler=_QuietHandler)
+def _serve_moto(host: str, port: int, conn, limits: LimitsConfig | None) -> None:
+    server = make_server(host, port, MotoApp(limits), threaded=True, request_handler=_QuietHandler)
     conn.send(server.port)
 
     def exit_with_parent() -> None:
@@ -170,10 +181,13 @@ class SqsApp:
 
 
 class AwsEndpoint:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    """`limits`: the DynamoDB limits model's parameters, or None for moto as it is."""
+
+    def __init__(self, host: str = "127.0.0.1", limits: LimitsConfig | None = None) -> None:
+        self.limits = limits
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        self._moto_process = ctx.Process(target=_serve_moto, args=(host, 0, child), daemon=True, name="moto")
+        self._moto_process = ctx.Process(target=_serve_moto, args=(host, 0, child, limits), daemon=True, name="moto")
         self._moto_process.start()
         self._sqs_server = make_server(host, 0, SqsApp(SqsService("")), threaded=True, request_handler=_QuietHandler)
         self.sqs_url = f"http://{host}:{self._sqs_server.port}"

@@ -15,6 +15,8 @@ from pathlib import Path
 from botocore.config import Config
 
 from .aws import AwsEndpoint
+from .dynamodb_limits import LimitsConfig
+from .dynamodb_limits_adapters import LIMITS_PATH
 from .event_source import SqsEventSource
 from .functions import FunctionPool
 from .gateway import Gateway
@@ -37,6 +39,7 @@ class Options:
     warm: int = 2  # workers started per function before the stack reports ready
     environment: dict[str, str] = field(default_factory=dict)  # extra function env (after passthrough)
     api_keys: list[str] = field(default_factory=list)  # when set, routes that require a key check x-api-key
+    aws_limits: LimitsConfig | None = field(default_factory=LimitsConfig)  # None: moto never refuses
 
 
 def parse_rate(expression: str) -> float | None:
@@ -50,7 +53,7 @@ def parse_rate(expression: str) -> float | None:
 class LocalStack:
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.aws = AwsEndpoint(options.host).start()
+        self.aws = AwsEndpoint(options.host, options.aws_limits).start()
         config = Config(retries={"mode": "standard"})
         self.stack = Stack(parameters=options.parameter_overrides, prefix="local")
         self.stack.provision(
@@ -165,6 +168,7 @@ class LocalStack:
         lines = [
             f"API          {self.url}  (stage {self.stage}; try {self.url}/api/health)",
             f"AWS endpoint {self.aws.moto_url}  (moto: DynamoDB, S3, ...; SQS at {self.aws.sqs_url})",
+            f"AWS limits   {self._limits_banner()}",
             f"Samples      {self.url}/samples/shelf.jpg",
             f"SNS topics   {self.url}{TOPICS_PREFIX}<LogicalId>  (messages moto delivered, e.g. JobEventsTopic)",
         ]
@@ -177,6 +181,12 @@ class LocalStack:
             )
         lines.append(json.dumps({"tables": self.stack.refs.get("JobsTable")}))
         return "\n".join(lines)
+
+    def _limits_banner(self) -> str:
+        limits = self.options.aws_limits
+        if limits is None:
+            return "off (moto never conflicts nor throttles; --no-aws-limits)"
+        return f"on ({limits.describe()}; counters at {self.aws.moto_url}{LIMITS_PATH})"
 
     def stop(self) -> None:
         self._stop.set()
