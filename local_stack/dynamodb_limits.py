@@ -17,6 +17,10 @@ Modelled, with the public figures the defaults come from:
   second", warm-throughput-scenarios.html; bp-partition-key-design.html). A token bucket per
   partition refills at that rate and holds `burst_s` (default 1 s) of it: a partition may take a
   full second's budget at once, never more.
+- GSI writes: a base write that adds, changes or removes an item's entry in a GSI spends the index
+  partition's budget (a key change is a delete and a put); when the index partition has none left
+  the base write is throttled ("GSI back-pressure", gsi-throttling.html). Capacity units per item
+  are computed in `dynamodb_items` (CapacityUnitCalculations.html) and `dynamodb_requests`.
 - Table throughput (on-demand): a new on-demand table or GSI serves 4,000 WCU/s and 12,000 RCU/s
   ("New on-demand tables will be able to sustain up to 4,000 writes per second and 12,000 reads per
   second", pre-warming-on-demand-capacity-mode.html), or its `WarmThroughput` when higher, and "up
