@@ -207,3 +207,40 @@ def test_the_local_stack_refuses_like_aws(running_stack):
     assert limits["hottest_partitions"][0]["partition"] == '{"S":"hot"}'
     running_stack.reset_limits()
     assert not any(running_stack.limits()["counters"].values())
+
+
+def test_query_and_scan_are_charged_for_what_they_read_before_the_filter(in_process):
+    client, limits = in_process
+    for i in range(3):  # 3 items of ~3 KB in one partition (3 WCU each, of the test's 10)
+        client.put_item(TableName="limits", Item={**key("p", str(i)), "blob": {"S": "x" * 3000}})
+    limits.reset()
+    found = client.query(
+        TableName="limits",
+        KeyConditionExpression="pk = :p",
+        FilterExpression="sk = :none",
+        ExpressionAttributeValues={":p": {"S": "p"}, ":none": {"S": "nothing"}},
+        ConsistentRead=True,
+    )
+    assert found["Count"] == 0 and found["ScannedCount"] == 3
+    assert limits.snapshot()["consumed"]["limits"]["read_units"] == 3  # ~9 KB, strongly consistent
+    client.scan(TableName="limits", Select="COUNT")  # the same ~9 KB, eventually consistent
+    assert limits.snapshot()["consumed"]["limits"]["read_units"] == 3 + 1.5
+
+
+def test_a_session_carries_the_limits_to_its_clients_and_other_services_pass(aws_env):
+    from moto import mock_aws
+
+    with mock_aws():
+        session = boto3.Session()
+        adapter = InProcessLimits()
+        adapter.attach(session)
+        client = session.client("dynamodb")
+        client.create_table(**TABLE)
+        client.put_item(TableName="limits", Item=key("a"))
+        s3 = session.client("s3")
+        s3.create_bucket(Bucket="limits-bucket")
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["limits-bucket"]
+        assert adapter.limits.snapshot()["consumed"]["limits"]["write_units"] == 1
+        adapter.detach(session)
+        session.client("dynamodb").put_item(TableName="limits", Item=key("b"))  # moto alone again
+        assert adapter.limits.snapshot()["consumed"]["limits"]["write_units"] == 1
