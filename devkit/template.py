@@ -200,6 +200,8 @@ class Stack:
             kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
         if kwargs["BillingMode"] == "PROVISIONED":
             kwargs["ProvisionedThroughput"] = props["ProvisionedThroughput"]
+        if props.get("WarmThroughput"):  # the DynamoDB limits model starts the table's budget there
+            kwargs["WarmThroughput"] = props["WarmThroughput"]
         dynamodb.create_table(**kwargs)
         ttl = props.get("TimeToLiveSpecification")
         if ttl:

@@ -8,8 +8,22 @@ import signal
 import sys
 import threading
 
+from .dynamodb_limits import LimitsConfig
 from .gateway import INTEGRATION_TIMEOUT_S
 from .stack import LocalStack, Options
+
+
+def aws_limits(args: argparse.Namespace) -> LimitsConfig | None:
+    """The DynamoDB limits model's parameters: on unless --no-aws-limits or LOCAL_AWS_LIMITS=off."""
+    if args.no_aws_limits or os.environ.get("LOCAL_AWS_LIMITS", "on").lower() in ("off", "0", "false", "no"):
+        return None
+    defaults = LimitsConfig()
+    return LimitsConfig(
+        commit_window_s=args.aws_commit_window if args.aws_commit_window is not None else defaults.commit_window_s,
+        partition_write_units=args.aws_partition_wcu or defaults.partition_write_units,
+        partition_read_units=args.aws_partition_rcu or defaults.partition_read_units,
+        time_scale=args.aws_limits_scale,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="API Gateway's integration timeout: a slower function's caller gets 504 (default: %(default)s)",
     )
+    limits = parser.add_argument_group("AWS limits", "a model of DynamoDB's limits in front of moto (on by default)")
+    limits.add_argument("--no-aws-limits", action="store_true", help="moto as it is (also LOCAL_AWS_LIMITS=off)")
+    limits.add_argument(
+        "--aws-limits-scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="time scale: per-second budgets divided by F, commit window multiplied by F (default 1)",
+    )
+    limits.add_argument("--aws-commit-window", type=float, metavar="S", help="transaction commit window (0.015 s)")
+    limits.add_argument("--aws-partition-wcu", type=float, metavar="N", help="WCU/s per partition key value (1000)")
+    limits.add_argument("--aws-partition-rcu", type=float, metavar="N", help="RCU/s per partition key value (3000)")
     args = parser.parse_args(argv)
 
     options = Options(
@@ -49,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         warm=args.warm,
         api_keys=args.api_key,
         integration_timeout=args.integration_timeout,
+        aws_limits=aws_limits(args),
     )
     stack = LocalStack(options).start()
     stopped = threading.Event()

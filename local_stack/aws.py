@@ -14,10 +14,13 @@ import json
 import multiprocessing
 import os
 import threading
+from collections import deque
 from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from .dynamodb_limits import DynamoDBLimits, LimitsConfig
+from .dynamodb_limits_adapters import LIMITS_PATH, LimitsMiddleware, limits_off_response
 from .sqs import SqsError, SqsService
 
 
@@ -32,45 +35,47 @@ DYNAMODB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "
 
 
 class ReadWriteLock:
-    """moto is not thread-safe: writes run alone, reads run together. Writers queue in FIFO order;
-    a read waits only for the write in progress, so a status request is not stuck behind a queue
-    of batch writes (reads are far rarer than writes here, so writers cannot starve)."""
+    """moto is not thread-safe: writes run alone, reads run together. Everyone takes a ticket in one
+    FIFO line; readers next to each other in the line go in together, and a reader arriving while a
+    writer waits queues behind that writer. (Letting readers pass a waiting writer let 50 pollers
+    of the status route starve the batch writes: some reader always held the lock.)"""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
+        self._line: deque[int] = deque()  # tickets waiting, in arrival order
+        self._next_ticket = 0
         self._readers = 0
         self._writing = False
-        self._next_ticket = 0
-        self._serving = 0
 
     @contextlib.contextmanager
-    def reading(self):
-        with self._condition:
-            while self._writing:
-                self._condition.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._readers -= 1
-                self._condition.notify_all()
-
-    @contextlib.contextmanager
-    def writing(self):
+    def _holding(self, write: bool):
         with self._condition:
             ticket = self._next_ticket
             self._next_ticket += 1
-            while ticket != self._serving or self._writing or self._readers:
+            self._line.append(ticket)
+            while self._line[0] != ticket or self._writing or (write and self._readers):
                 self._condition.wait()
-            self._writing = True
+            self._line.popleft()
+            if write:
+                self._writing = True
+            else:
+                self._readers += 1
+                self._condition.notify_all()  # the next in line may be a reader: it comes in too
         try:
             yield
         finally:
             with self._condition:
-                self._writing = False
-                self._serving += 1
+                if write:
+                    self._writing = False
+                else:
+                    self._readers -= 1
                 self._condition.notify_all()
+
+    def reading(self):
+        return self._holding(write=False)
+
+    def writing(self):
+        return self._holding(write=True)
 
 
 def is_read(environ: dict) -> bool:
@@ -81,9 +86,10 @@ def is_read(environ: dict) -> bool:
 
 
 class MotoApp:
-    """moto's WSGI app behind a read/write lock, with fault injection for tests."""
+    """moto's WSGI app behind a read/write lock, with fault injection for tests and, unless `limits`
+    is None, the model of DynamoDB's limits in front of it (`dynamodb_limits`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: LimitsConfig | None = None) -> None:
         from moto.server import DomainDispatcherApplication, create_backend_app
 
         from . import moto_patches
@@ -93,6 +99,10 @@ class MotoApp:
         self._lock = ReadWriteLock()
         self._faults: list[dict] = []
         self._faults_lock = threading.Lock()
+        self.limits = LimitsMiddleware(DynamoDBLimits(limits), self._moto, self._locked) if limits else None
+
+    def _locked(self, write: bool):
+        return self._lock.writing() if write else self._lock.reading()
 
     def inject_fault(self, operation: str, code: str, count: int, status: int = 400) -> None:
         """Answer the next `count` calls of `operation` (e.g. "TransactWriteItems") with error `code`."""
@@ -124,12 +134,16 @@ class MotoApp:
             data = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{fault['code']}", "message": "injected"})
             start_response(f"{fault['status']} Injected", [("Content-Type", "application/x-amz-json-1.0")])
             return [data.encode()]
+        if self.limits is None and environ.get("PATH_INFO") == LIMITS_PATH:
+            return limits_off_response(start_response)
+        if self.limits is not None and self.limits.serves(environ):
+            return self.limits(environ, start_response)
         with self._lock.reading() if is_read(environ) else self._lock.writing():
             return list(self._moto(environ, start_response))
 
 
-def _serve_moto(host: str, port: int, conn) -> None:
-    server = make_server(host, port, MotoApp(), threaded=True, request_handler=_QuietHandler)
+def _serve_moto(host: str, port: int, conn, limits: LimitsConfig | None) -> None:
+    server = make_server(host, port, MotoApp(limits), threaded=True, request_handler=_QuietHandler)
     conn.send(server.port)
 
     def exit_with_parent() -> None:
@@ -167,10 +181,13 @@ class SqsApp:
 
 
 class AwsEndpoint:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    """`limits`: the DynamoDB limits model's parameters, or None for moto as it is."""
+
+    def __init__(self, host: str = "127.0.0.1", limits: LimitsConfig | None = None) -> None:
+        self.limits = limits
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        self._moto_process = ctx.Process(target=_serve_moto, args=(host, 0, child), daemon=True, name="moto")
+        self._moto_process = ctx.Process(target=_serve_moto, args=(host, 0, child, limits), daemon=True, name="moto")
         self._moto_process.start()
         self._sqs_server = make_server(host, 0, SqsApp(SqsService("")), threaded=True, request_handler=_QuietHandler)
         self.sqs_url = f"http://{host}:{self._sqs_server.port}"

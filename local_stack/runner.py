@@ -71,6 +71,17 @@ class RunningStack:
     def clear_faults(self) -> None:
         requests.delete(f"{self.aws_url}/_local/faults", timeout=5).raise_for_status()
 
+    def limits(self) -> dict:
+        """The DynamoDB limits model's counters, consumption and hottest partitions
+        (`{"enabled": false}` when the stack runs with --no-aws-limits)."""
+        response = requests.get(f"{self.aws_url}/_local/limits", timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def reset_limits(self) -> None:
+        """Counters, consumption, partition budgets and transaction holds back to zero."""
+        requests.delete(f"{self.aws_url}/_local/limits", timeout=5).raise_for_status()
+
     def sqs_client(self):
         """boto3 SQS client of the local stack's queues (their URLs are in the stack's log)."""
         import boto3

@@ -17,6 +17,8 @@ from botocore.config import Config
 from devkit.template import REGION, Stack
 
 from .aws import AwsEndpoint
+from .dynamodb_limits import LimitsConfig
+from .dynamodb_limits_adapters import LIMITS_PATH
 from .event_source import SqsEventSource
 from .functions import FunctionPool
 from .gateway import INTEGRATION_TIMEOUT_S, Gateway
@@ -39,6 +41,7 @@ class Options:
     environment: dict[str, str] = field(default_factory=dict)  # extra function env (after passthrough)
     api_keys: list[str] = field(default_factory=list)  # when set, routes that require a key check x-api-key
     integration_timeout: float = INTEGRATION_TIMEOUT_S  # API Gateway's; tests shorten it
+    aws_limits: LimitsConfig | None = field(default_factory=LimitsConfig)  # None: moto never refuses
 
 
 def parse_rate(expression: str) -> float | None:
@@ -52,7 +55,7 @@ def parse_rate(expression: str) -> float | None:
 class LocalStack:
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.aws = AwsEndpoint(options.host).start()
+        self.aws = AwsEndpoint(options.host, options.aws_limits).start()
         config = Config(retries={"mode": "standard"})
         self.stack = Stack(parameters=options.parameter_overrides, prefix="local")
         self.stack.provision(
@@ -171,6 +174,7 @@ class LocalStack:
             f"API          {self.url}  (stage {self.stage}, also at {self.url}/{self.stage}/; "
             f"try {self.url}/api/health)",
             f"AWS endpoint {self.aws.moto_url}  (moto: DynamoDB, S3, ...; SQS at {self.aws.sqs_url})",
+            f"AWS limits   {self._limits_banner()}",
             f"Samples      {self.url}/samples/shelf.jpg",
             f"SNS topics   {self.url}{TOPICS_PREFIX}<LogicalId>  (messages moto delivered, e.g. JobEventsTopic)",
         ]
@@ -183,6 +187,12 @@ class LocalStack:
             )
         lines.append(json.dumps({"tables": self.stack.refs.get("JobsTable")}))
         return "\n".join(lines)
+
+    def _limits_banner(self) -> str:
+        limits = self.options.aws_limits
+        if limits is None:
+            return "off (moto never conflicts nor throttles; --no-aws-limits)"
+        return f"on ({limits.describe()}; counters at {self.aws.moto_url}{LIMITS_PATH})"
 
     def stop(self) -> None:
         self._stop.set()

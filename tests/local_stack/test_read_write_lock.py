@@ -1,0 +1,75 @@
+"""The moto process's read/write lock: fair to writers, readers still share."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from local_stack.aws import ReadWriteLock
+
+
+def test_a_waiting_writer_gets_in_before_readers_that_arrive_after_it():
+    # A stream of overlapping readers (one arrives every 5 ms, each reads for 20 ms): some reader
+    # always holds the lock, so a lock that lets readers pass a waiting writer never lets it in.
+    lock = ReadWriteLock()
+    entered: list[str] = []
+
+    def reader(name: str) -> None:
+        with lock.reading():
+            entered.append(name)
+            time.sleep(0.02)
+
+    def writer() -> None:
+        with lock.writing():
+            entered.append("writer")
+
+    threads = [threading.Thread(target=reader, args=("r0",))]
+    threads[0].start()
+    time.sleep(0.005)
+    threads.append(threading.Thread(target=writer))
+    threads[-1].start()
+    for i in range(1, 40):
+        time.sleep(0.005)
+        threads.append(threading.Thread(target=reader, args=(f"r{i}",)))
+        threads[-1].start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert entered.index("writer") <= 3, entered[:10]
+
+
+def test_readers_next_to_each_other_share_the_lock():
+    lock = ReadWriteLock()
+    inside = threading.Barrier(3, timeout=5)  # all three readers must be inside at once
+
+    def reader() -> None:
+        with lock.reading():
+            inside.wait()
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not inside.broken
+
+
+def test_writes_run_alone():
+    lock = ReadWriteLock()
+    active, most = [0], [0]
+    guard = threading.Lock()
+
+    def work(write: bool) -> None:
+        with lock.writing() if write else lock.reading():
+            with guard:
+                active[0] += 1 if write else 0
+                most[0] = max(most[0], active[0])
+            time.sleep(0.002)
+            with guard:
+                active[0] -= 1 if write else 0
+
+    threads = [threading.Thread(target=work, args=(i % 3 == 0,)) for i in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert most[0] == 1
