@@ -20,7 +20,11 @@ from devkit.images import ImageServer, make_image
 from devkit.lambda_runtime import LambdaContext, load_function
 from devkit.routing import function_routes
 from devkit.template import Stack
+from local_stack import moto_patches
 from retail_pulse import handler_kit
+
+# The moto the local stack runs (item-level transaction rollback, streams that drop what was read).
+moto_patches.install()
 
 EVENTS = Path(__file__).parent / "events"
 SHARED_STORE_MASTER = ROOT.parent / "shared" / "data" / "StoreMasterAssignment.csv"
