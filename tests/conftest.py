@@ -8,6 +8,7 @@ import hashlib
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -17,9 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
 
 from devkit.images import ImageServer, make_image
-from devkit.lambda_runtime import LambdaContext, load_function
+from devkit.lambda_runtime import LambdaContext, load_function, load_handler
 from devkit.routing import function_routes
-from devkit.template import Stack
+from devkit.stream_sources import StackStreams, in_process_invoker
+from devkit.streams import streams_client
+from devkit.template import FunctionSpec, Stack
 from local_stack import moto_patches
 from retail_pulse import handler_kit
 
@@ -66,7 +69,8 @@ def sqs_event(messages: list[dict], queue_arn: str) -> dict:
 
 
 class Handlers:
-    """Runs the stack's functions in-process against moto, and drives the queue like the ESM."""
+    """Runs the stack's functions in-process against moto, and drives the queue and the table
+    streams like their event source mappings."""
 
     def __init__(self, stack: Stack, sqs) -> None:
         self.stack = stack
@@ -84,6 +88,28 @@ class Handlers:
         self.queue_arn = stack.attrs[("ImageQueue", "Arn")]
         self.dlq_url = stack.refs["ImageDeadLetterQueue"]
         self.dlq_arn = stack.attrs[("ImageDeadLetterQueue", "Arn")]
+        functions = (self.submit, self.status, self.process_image, self.reports, self.jobs, self.dead_letter)
+        self._modules_by_name = {m.__name__: m for m in (*functions, self.stall_sweeper)}
+        # Handlers of stream-triggered functions by logical id: loaded from their CodeUri when first
+        # needed; a test may put its own here.
+        self.stream_handlers: dict[str, Callable] = {}
+        self.streams = StackStreams(stack, streams_client(), self._stream_invoker)
+
+    def _stream_invoker(self, spec: FunctionSpec):
+        def handler() -> Callable:
+            if spec.logical_id not in self.stream_handlers:
+                module_name, attribute = spec.handler.rsplit(".", 1)
+                loaded = self._modules_by_name.get(f"fn_{spec.code_uri.name}_{module_name}")
+                self.stream_handlers[spec.logical_id] = getattr(loaded, attribute) if loaded else load_handler(spec)
+            return self.stream_handlers[spec.logical_id]
+
+        return in_process_invoker(handler, lazy=True)
+
+    def pump_streams(self, function: str | None = None) -> int:
+        """Deliver the table streams' records (the template's `Type: DynamoDB` events) to their
+        functions' handlers, synchronously, until caught up or a batch fails; returns the records
+        delivered. A no-op (0) when the template has no stream event source."""
+        return self.streams.pump(function)
 
     def reset_caches(self) -> None:
         handler_kit.clear_caches()
@@ -161,13 +187,20 @@ def aws_env(monkeypatch):
 
 
 @pytest.fixture
-def stack(aws_env, monkeypatch):
+def stack_template() -> dict | None:
+    """The template the `stack` fixture provisions: None is template.yaml. A test module may override
+    this fixture with a variant built in memory (e.g. a table stream and a function it triggers)."""
+    return None
+
+
+@pytest.fixture
+def stack(aws_env, monkeypatch, stack_template):
     """moto resources provisioned from template.yaml; the functions' environment from it too."""
     from moto import mock_aws
 
     with mock_aws():
         sqs = boto3.client("sqs")
-        built = Stack().provision(boto3.client("dynamodb"), sqs, boto3.client("s3"), boto3.client("sns"))
+        built = Stack(stack_template).provision(boto3.client("dynamodb"), sqs, boto3.client("s3"), boto3.client("sns"))
         env = {}
         for spec in built.functions().values():
             env.update(spec.environment)

@@ -79,3 +79,23 @@ def test_provisioning_enables_the_stream_and_resolves_its_arn(aws_env):
         assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
         arn = stack.resolve({"Fn::GetAtt": ["JobsTable", "StreamArn"]})
         assert arn == table["LatestStreamArn"] and arn.startswith(stack.attrs[("JobsTable", "Arn")] + "/stream/")
+
+
+def without_streams() -> dict:
+    """template.yaml without any table stream or stream event source (as it was before them)."""
+    template = copy.deepcopy(load_template())
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        properties.pop("StreamSpecification", None)
+        events = properties.get("Events", {})
+        for name in [n for n, e in events.items() if e["Type"] == "DynamoDB"]:
+            del events[name]
+    return template
+
+
+@pytest.mark.parametrize("stack_template", [without_streams()])
+def test_without_stream_sources_the_fixture_pumps_nothing(stack):
+    assert ("JobsTable", "StreamArn") not in stack.stack.attrs
+    assert all(not f.stream_sources for f in stack.stack.functions(resolve_environment=False).values())
+    assert stack.streams.pumps == {}
+    assert stack.pump_streams() == 0
