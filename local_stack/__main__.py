@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .stack import LocalStack, Options
 
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY",
         help="require this x-api-key on the routes the template keys (repeatable; default: no key checked)",
     )
+    parser.add_argument(
+        "--template", type=Path, help="a SAM template other than template.yaml (paths in it relative to it)"
+    )
     args = parser.parse_args(argv)
 
     options = Options(
@@ -40,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         environment=dict(kv.split("=", 1) for kv in args.env),
         warm=args.warm,
         api_keys=args.api_key,
+        template=args.template,
     )
     stack = LocalStack(options).start()
     stopped = threading.Event()
