@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from devkit.template import ROOT
+from devkit.template import ROOT, FunctionSpec
 
 
 @dataclass
@@ -36,10 +38,21 @@ class LambdaContext:
 
 def load_function(name: str, prefix: str = "fn") -> ModuleType:
     """Import functions/<name>/app.py under a unique module name, as each Lambda has its own."""
-    path = Path(ROOT) / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"{prefix}_{name}_app", path)
+    return _load_module(Path(ROOT) / "functions" / name / "app.py", f"{prefix}_{name}_app")
+
+
+def load_handler(function: FunctionSpec, prefix: str = "fn") -> Callable[[Any, Any], Any]:
+    """The handler a template function names (`Handler: app.lambda_handler` in its CodeUri), its
+    module imported on its own (named like `load_function`'s for functions/ code)."""
+    module_name, attribute = function.handler.rsplit(".", 1)
+    path = function.code_uri / (module_name.replace(".", "/") + ".py")
+    return getattr(_load_module(path, f"{prefix}_{function.code_uri.name}_{module_name}"), attribute)
+
+
+def _load_module(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"no function {name}")
+        raise ImportError(f"no function at {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -100,6 +100,22 @@ def _unquote(value: Any) -> str:
     return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == "'" else text
 
 
+class StreamSource:
+    """A `Type: DynamoDB` event: the Lambda event source mapping of a table's stream (defaults as Lambda's)."""
+
+    function: str
+    table: str  # logical id of the table whose stream it reads (`Stream: !GetAtt <Table>.StreamArn`)
+    starting_position: str = "TRIM_HORIZON"  # or LATEST
+    batch_size: int = 100
+    batching_window_s: float = 0.0  # MaximumBatchingWindowInSeconds
+    parallelization_factor: int = 1
+    max_retry_attempts: int = -1  # -1: retried until the record expires from the stream
+    bisect_on_error: bool = False  # BisectBatchOnFunctionError
+    report_item_failures: bool = False  # FunctionResponseTypes: [ReportBatchItemFailures]
+    filters: list[dict] = field(default_factory=list)  # FilterCriteria.Filters[].Pattern, parsed
+    enabled: bool = True
+
+
 @dataclass
 class FunctionSpec:
     logical_id: str
@@ -112,20 +128,34 @@ class FunctionSpec:
     routes: list[ApiRoute] = field(default_factory=list)
     sqs_sources: list[SqsSource] = field(default_factory=list)
     schedules: list[str] = field(default_factory=list)  # rate(...) / cron(...) expressions
+    stream_sources: list[StreamSource] = field(default_factory=list)
 
 
 class Stack:
     """The template with its parameters and the physical names of what was provisioned."""
 
-    def __init__(self, template: dict | None = None, parameters: dict[str, str] | None = None, prefix: str = "rp"):
+    def __init__(
+        self,
+        template: dict | None = None,
+        parameters: dict[str, str] | None = None,
+        prefix: str = "rp",
+        root: Path = ROOT,
+    ):
         self.template = template or load_template()
         self.prefix = prefix
+        self.root = root  # CodeUri and ContentUri are relative to the template's folder
         self.parameters = {
             name: str(spec.get("Default", "")) for name, spec in self.template.get("Parameters", {}).items()
         }
         self.parameters.update(parameters or {})
         self.refs: dict[str, str] = {}
         self.attrs: dict[tuple[str, str], str] = {}
+
+    @classmethod
+    def from_file(cls, path: Path, parameters: dict[str, str] | None = None, prefix: str = "rp") -> Stack:
+        """Another template than template.yaml (tests of the local stack); its paths relative to it."""
+        path = Path(path).resolve()
+        return cls(load_template(path), parameters, prefix, root=path.parent)
 
     @property
     def resources(self) -> dict[str, dict]:
@@ -202,7 +232,15 @@ class Stack:
             kwargs["ProvisionedThroughput"] = props["ProvisionedThroughput"]
         if props.get("WarmThroughput"):  # the DynamoDB limits model starts the table's budget there
             kwargs["WarmThroughput"] = props["WarmThroughput"]
+        stream = props.get("StreamSpecification")
+        if stream:
+            # CloudFormation names only the view type; the API also wants StreamEnabled.
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
         dynamodb.create_table(**kwargs)
+        if stream:
+            # `!GetAtt <Table>.StreamArn` (the stream event sources name their table by it).
+            described = dynamodb.describe_table(TableName=name)["Table"]
+            self.attrs[(logical, "StreamArn")] = described["LatestStreamArn"]
         ttl = props.get("TimeToLiveSpecification")
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
@@ -283,13 +321,13 @@ class Stack:
             env.update(props.get("Environment", {}).get("Variables", {}))
             spec = FunctionSpec(
                 logical_id=logical,
-                code_uri=ROOT / props["CodeUri"],
+                code_uri=self.root / props["CodeUri"],
                 handler=props.get("Handler", globals_.get("Handler")),
                 timeout=int(props.get("Timeout", globals_.get("Timeout", 3))),
                 memory=int(props.get("MemorySize", globals_.get("MemorySize", 128))),
                 environment={k: str(self.resolve(v)) if resolve_environment else v for k, v in env.items()},
                 layer_dirs=[
-                    ROOT / self.resources[layer["Ref"]]["Properties"]["ContentUri"]
+                    self.root / self.resources[layer["Ref"]]["Properties"]["ContentUri"]
                     for layer in [*globals_.get("Layers", []), *props.get("Layers", [])]
                 ],
             )
@@ -310,5 +348,36 @@ class Stack:
                             report_item_failures="ReportBatchItemFailures" in ev.get("FunctionResponseTypes", []),
                         )
                     )
+                elif event["Type"] == "DynamoDB":
+                    spec.stream_sources.append(self._stream_source(logical, ev))
             specs[logical] = spec
         return specs
+
+    def _stream_source(self, function: str, ev: dict) -> StreamSource:
+        stream = ev["Stream"]
+        if not (isinstance(stream, dict) and "Fn::GetAtt" in stream and stream["Fn::GetAtt"][1] == "StreamArn"):
+            raise ValueError(f"{function}: a DynamoDB event's Stream must be !GetAtt <Table>.StreamArn, not {stream!r}")
+        patterns = [f["Pattern"] for f in ev.get("FilterCriteria", {}).get("Filters", [])]
+
+        def value(key: str, default: Any) -> Any:
+            return self.resolve(ev.get(key, default))
+
+        return StreamSource(
+            function=function,
+            table=stream["Fn::GetAtt"][0],
+            starting_position=str(value("StartingPosition", "TRIM_HORIZON")),
+            batch_size=int(value("BatchSize", 100)),
+            batching_window_s=float(value("MaximumBatchingWindowInSeconds", 0)),
+            parallelization_factor=int(value("ParallelizationFactor", 1)),
+            max_retry_attempts=int(value("MaximumRetryAttempts", -1)),
+            bisect_on_error=_true(value("BisectBatchOnFunctionError", False)),
+            report_item_failures="ReportBatchItemFailures" in ev.get("FunctionResponseTypes", []),
+            # The Lambda API takes each pattern as a JSON string; accept a mapping written in YAML too.
+            filters=[json.loads(p) if isinstance(p, str) else p for p in patterns],
+            enabled=_true(value("Enabled", True)),
+        )
+
+
+def _true(value: Any) -> bool:
+    """CloudFormation booleans may be written as strings ("true") or come from a parameter."""
+    return value.lower() == "true" if isinstance(value, str) else bool(value)

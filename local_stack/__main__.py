@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .dynamodb_limits import LimitsConfig
 from .gateway import INTEGRATION_TIMEOUT_S
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     limits.add_argument("--aws-commit-window", type=float, metavar="S", help="transaction commit window (0.015 s)")
     limits.add_argument("--aws-partition-wcu", type=float, metavar="N", help="WCU/s per partition key value (1000)")
     limits.add_argument("--aws-partition-rcu", type=float, metavar="N", help="RCU/s per partition key value (3000)")
+    parser.add_argument(
+        "--template", type=Path, help="a SAM template other than template.yaml (paths in it relative to it)"
+    )
     args = parser.parse_args(argv)
 
     options = Options(
@@ -76,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         api_keys=args.api_key,
         integration_timeout=args.integration_timeout,
         aws_limits=aws_limits(args),
+        template=args.template,
     )
     stack = LocalStack(options).start()
     stopped = threading.Event()

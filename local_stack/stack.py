@@ -1,5 +1,5 @@
 """Wires the local stack together from template.yaml: AWS endpoint, resources, functions, API,
-SQS event sources and schedules."""
+SQS and DynamoDB stream event sources, and schedules."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from .event_source import SqsEventSource
 from .functions import FunctionPool
 from .gateway import INTEGRATION_TIMEOUT_S, Gateway
 from .samples import serve_sample
+from .stream_source import StreamEventSource
 from .topics import PREFIX as TOPICS_PREFIX
 from .topics import TopicInbox
 
@@ -42,6 +43,7 @@ class Options:
     api_keys: list[str] = field(default_factory=list)  # when set, routes that require a key check x-api-key
     integration_timeout: float = INTEGRATION_TIMEOUT_S  # API Gateway's; tests shorten it
     aws_limits: LimitsConfig | None = field(default_factory=LimitsConfig)  # None: moto never refuses
+    template: Path | None = None  # default: template.yaml (tests run others)
 
 
 def parse_rate(expression: str) -> float | None:
@@ -57,7 +59,10 @@ class LocalStack:
         self.options = options
         self.aws = AwsEndpoint(options.host, options.aws_limits).start()
         config = Config(retries={"mode": "standard"})
-        self.stack = Stack(parameters=options.parameter_overrides, prefix="local")
+        if options.template:
+            self.stack = Stack.from_file(options.template, options.parameter_overrides, prefix="local")
+        else:
+            self.stack = Stack(parameters=options.parameter_overrides, prefix="local")
         self.stack.provision(
             self.aws.client("dynamodb", config=config),
             self.aws.client("sqs", config=config),
@@ -83,6 +88,7 @@ class LocalStack:
         )
         self.pools: dict[str, FunctionPool] = {}
         self.event_sources: list[SqsEventSource] = []
+        self.stream_sources: list[StreamEventSource] = []
         self._stop = threading.Event()
         self._server = None
         raw_specs = self.stack.functions(resolve_environment=False)
@@ -117,12 +123,16 @@ class LocalStack:
     def _add_function(self, spec, raw_env: dict) -> None:
         env = self._function_env(spec.environment, raw_env)
         sources = spec.sqs_sources
+        streams = [s for s in spec.stream_sources if s.enabled]
         concurrency = max([s.max_concurrency for s in sources] or [API_POOL_SIZE])
         if sources and self.options.max_concurrency:
             concurrency = self.options.max_concurrency
-        # On AWS every invocation has its own CPU; here queue consumers share two cores with the API
-        # functions, so they run at a lower priority to keep requests answered promptly.
-        nice = BACKGROUND_NICE if sources or spec.schedules else 0
+        elif streams and not sources and not spec.routes:
+            # One batch in flight per stream source (one shard here, ParallelizationFactor 1).
+            concurrency = len(streams)
+        # On AWS every invocation has its own CPU; here queue and stream consumers share two cores
+        # with the API functions, so they run at a lower priority to keep requests answered promptly.
+        nice = BACKGROUND_NICE if sources or streams or spec.schedules else 0
         pool = FunctionPool(spec, env, [str(d) for d in spec.layer_dirs], concurrency, nice)
         self.pools[spec.logical_id] = pool
         for route in spec.routes:
@@ -132,6 +142,9 @@ class LocalStack:
             self.event_sources.append(
                 SqsEventSource(queue, pool, source.batch_size, concurrency, source.report_item_failures)
             )
+        for stream in streams:
+            client = self.aws.client("dynamodbstreams", config=Config(retries={"mode": "standard"}))
+            self.stream_sources.append(StreamEventSource(self.stack, stream, client, pool, BACKGROUND_NICE))
         for expression in spec.schedules:
             period = parse_rate(expression)
             if period:
@@ -160,6 +173,8 @@ class LocalStack:
             pool.wait_warm(timeout=120)
         for source in self.event_sources:
             source.start()
+        for stream in self.stream_sources:
+            stream.start()
         self._server = self.gateway.serve(self.options.host, self.options.port)
         threading.Thread(target=self._server.serve_forever, name="api", daemon=True).start()
         return self
@@ -185,6 +200,8 @@ class LocalStack:
                 f"  SQS {source.queue.name} -> {source.pool.spec.logical_id} "
                 f"(batch {source.batch_size}, concurrency {source.max_concurrency})"
             )
+        for stream in self.stream_sources:
+            lines.append(f"  {stream.describe()}")
         lines.append(json.dumps({"tables": self.stack.refs.get("JobsTable")}))
         return "\n".join(lines)
 
@@ -198,6 +215,8 @@ class LocalStack:
         self._stop.set()
         for source in self.event_sources:
             source.stop()
+        for stream in self.stream_sources:
+            stream.stop()
         if self._server:
             self._server.shutdown()
             self._server.server_close()

@@ -13,6 +13,10 @@ import pytest
 from harness import SIGNING_SECRET, Handlers, ImageServer
 
 from devkit.template import Stack
+from local_stack import moto_patches
+
+# The moto the local stack runs (item-level transaction rollback, streams that drop what was read).
+moto_patches.install()
 
 REACHES = ("unit", "integration", "local_stack", "e2e", "infrastructure")
 
@@ -41,13 +45,20 @@ def aws_env(monkeypatch):
 
 
 @pytest.fixture
-def stack(aws_env, monkeypatch):
+def stack_template() -> dict | None:
+    """The template the `stack` fixture provisions: None is template.yaml. A test module may override
+    this fixture with a variant built in memory (e.g. a table stream and a function it triggers)."""
+    return None
+
+
+@pytest.fixture
+def stack(aws_env, monkeypatch, stack_template):
     """moto resources provisioned from template.yaml; the functions' environment from it too."""
     from moto import mock_aws
 
     with mock_aws():
         sqs = boto3.client("sqs")
-        built = Stack().provision(boto3.client("dynamodb"), sqs, boto3.client("s3"), boto3.client("sns"))
+        built = Stack(stack_template).provision(boto3.client("dynamodb"), sqs, boto3.client("s3"), boto3.client("sns"))
         env = {}
         for spec in built.functions().values():
             env.update(spec.environment)

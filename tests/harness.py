@@ -8,14 +8,17 @@ import copy
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 
 from devkit.images import ImageServer, make_image
-from devkit.lambda_runtime import LambdaContext, load_function
+from devkit.lambda_runtime import LambdaContext, load_function, load_handler
 from devkit.routing import function_routes
-from devkit.template import ROOT, Stack
+from devkit.stream_sources import StackStreams, in_process_invoker
+from devkit.streams import streams_client
+from devkit.template import ROOT, FunctionSpec, Stack
 from retail_pulse import handler_kit
 
 __all__ = ["ROOT", "ImageServer", "LambdaContext", "Stack", "load_function", "make_image"]
@@ -61,7 +64,8 @@ def sqs_event(messages: list[dict], queue_arn: str) -> dict:
 
 
 class Handlers:
-    """Runs the stack's functions in-process against moto, and drives the queue like the ESM."""
+    """Runs the stack's functions in-process against moto, and drives the queue and the table
+    streams like their event source mappings."""
 
     def __init__(self, stack: Stack, sqs) -> None:
         self.stack = stack
@@ -79,6 +83,28 @@ class Handlers:
         self.queue_arn = stack.attrs[("ImageQueue", "Arn")]
         self.dlq_url = stack.refs["ImageDeadLetterQueue"]
         self.dlq_arn = stack.attrs[("ImageDeadLetterQueue", "Arn")]
+        functions = (self.submit, self.status, self.process_image, self.reports, self.jobs, self.dead_letter)
+        self._modules_by_name = {m.__name__: m for m in (*functions, self.stall_sweeper)}
+        # Handlers of stream-triggered functions by logical id: loaded from their CodeUri when first
+        # needed; a test may put its own here.
+        self.stream_handlers: dict[str, Callable] = {}
+        self.streams = StackStreams(stack, streams_client(), self._stream_invoker)
+
+    def _stream_invoker(self, spec: FunctionSpec):
+        def handler() -> Callable:
+            if spec.logical_id not in self.stream_handlers:
+                module_name, attribute = spec.handler.rsplit(".", 1)
+                loaded = self._modules_by_name.get(f"fn_{spec.code_uri.name}_{module_name}")
+                self.stream_handlers[spec.logical_id] = getattr(loaded, attribute) if loaded else load_handler(spec)
+            return self.stream_handlers[spec.logical_id]
+
+        return in_process_invoker(handler, lazy=True)
+
+    def pump_streams(self, function: str | None = None) -> int:
+        """Deliver the table streams' records (the template's `Type: DynamoDB` events) to their
+        functions' handlers, synchronously, until caught up or a batch fails; returns the records
+        delivered. A no-op (0) when the template has no stream event source."""
+        return self.streams.pump(function)
 
     def reset_caches(self) -> None:
         handler_kit.clear_caches()
