@@ -43,6 +43,7 @@ def pump_for(stack: Stack, source: StreamSource, client: Any, invoke: Invoke, **
         "starting_position": source.starting_position,
         "max_retry_attempts": source.max_retry_attempts,
         "bisect_on_error": source.bisect_on_error,
+        "tumbling_window_s": source.tumbling_window_s,
         "name": f"{source.table}->{source.function}",
     }
     settings.update(overrides)

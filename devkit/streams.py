@@ -13,7 +13,7 @@ is retried as its first half; with ReportBatchItemFailures, the position is chec
 lowest reported sequence number and reading resumes there (an invalid response fails the whole
 batch). Shards are discovered with DescribeStream, children after their parents are read to the end.
 
-Not emulated: the 6 MB payload limit, MaximumRecordAgeInSeconds, tumbling windows, several batches
+Not emulated: the 6 MB payload limit, MaximumRecordAgeInSeconds, a tumbling window's final invoke, several batches
 per shard at once (ParallelizationFactor > 1), and record expiry after 24 hours.
 """
 
@@ -85,6 +85,7 @@ class StreamPump:
         starting_position: str = "TRIM_HORIZON",
         max_retry_attempts: int = -1,
         bisect_on_error: bool = False,
+        tumbling_window_s: float = 0.0,
         poll_interval_s: float = 0.1,
         name: str = "",
     ) -> None:
@@ -107,9 +108,12 @@ class StreamPump:
         self.starting_position = starting_position
         self.max_retry_attempts = max_retry_attempts
         self.bisect_on_error = bisect_on_error
+        self.tumbling_window_s = tumbling_window_s
         self.poll_interval_s = poll_interval_s
         self.name = name or stream_arn
         self._shards: dict[str, _Shard] = {}
+        self._window_started: dict[str, int] = {}  # tumbling windows: shard -> its window's start
+        self._window_state: dict[str, dict] = {}  # shard -> the state its function handed back
         self._next_discovery = 0.0
         self._lock = threading.Lock()  # poll_once and run may not step the shards at the same time
         # Counters (read them any time; they only grow, except iterator_age_ms).
@@ -258,11 +262,13 @@ class StreamPump:
         and False when (part of) the batch failed and the shard must wait for its retry."""
         size = min(self.batch_size, shard.batch_limit or self.batch_size, len(shard.buffer))
         batch = [shard.buffer[i] for i in range(size)]
-        event = {"Records": [r.event_record for r in batch]}
+        event: dict[str, Any] = {"Records": [r.event_record for r in batch]}
+        if self.tumbling_window_s:
+            event.update(self._window(shard))
         self.iterator_age_ms = max(0.0, (time.time() - batch[-1].created) * 1000)
         ok, payload = self.invoke(event)
         self.invocations += 1
-        succeeded = self._succeeded(ok, payload, batch)
+        succeeded = self._succeeded(ok, payload, batch, shard.shard_id)
         for _ in range(succeeded):
             shard.buffer.popleft()
         self.records_delivered += succeeded
@@ -283,11 +289,38 @@ class StreamPump:
         shard.retry_at = time.monotonic() + min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (shard.attempts - 1))
         return succeeded, False
 
-    def _succeeded(self, ok: bool, payload: Any, batch: list[_Record]) -> int:
+    def _window(self, shard: _Shard) -> dict[str, Any]:
+        """What Lambda adds to the events of a mapping with a tumbling window: the shard, the window
+        and the state the function handed back last in that window (a new window starts empty). The
+        window's final invoke (isFinalInvokeForWindow) is not emulated."""
+        size = self.tumbling_window_s
+        start = int(time.time() // size * size)
+        if self._window_started.get(shard.shard_id) != start:
+            self._window_started[shard.shard_id] = start
+            self._window_state[shard.shard_id] = {}
+        iso = "%Y-%m-%dT%H:%M:%SZ"
+        return {
+            "shardId": shard.shard_id,
+            "eventSourceARN": self.stream_arn,
+            "window": {
+                "start": time.strftime(iso, time.gmtime(start)),
+                "end": time.strftime(iso, time.gmtime(start + size)),
+            },
+            "state": dict(self._window_state.get(shard.shard_id, {})),
+            "isFinalInvokeForWindow": False,
+            "isWindowTerminatedEarly": False,
+        }
+
+    def _succeeded(self, ok: bool, payload: Any, batch: list[_Record], shard_id: str) -> int:
         """How many records at the head of the batch count as processed (all, none, or up to the
         checkpoint a ReportBatchItemFailures response names)."""
         if not ok:
             return 0
+        if self.tumbling_window_s:
+            # A windowed mapping needs the state back: an answer without it is a failed invocation.
+            if not isinstance(payload, dict) or not isinstance(payload.get("state"), dict):
+                return 0
+            self._window_state[shard_id] = payload["state"]
         if not self.report_item_failures or not isinstance(payload, dict):
             return len(batch)
         failures = payload.get("batchItemFailures")

@@ -100,6 +100,7 @@ def _unquote(value: Any) -> str:
     return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == "'" else text
 
 
+@dataclass
 class StreamSource:
     """A `Type: DynamoDB` event: the Lambda event source mapping of a table's stream (defaults as Lambda's)."""
 
@@ -111,6 +112,7 @@ class StreamSource:
     parallelization_factor: int = 1
     max_retry_attempts: int = -1  # -1: retried until the record expires from the stream
     bisect_on_error: bool = False  # BisectBatchOnFunctionError
+    tumbling_window_s: float = 0.0  # TumblingWindowInSeconds: events then name their shard and carry state
     report_item_failures: bool = False  # FunctionResponseTypes: [ReportBatchItemFailures]
     filters: list[dict] = field(default_factory=list)  # FilterCriteria.Filters[].Pattern, parsed
     enabled: bool = True
@@ -227,11 +229,16 @@ class Stack:
             "BillingMode": props.get("BillingMode", "PROVISIONED"),
         }
         if props.get("GlobalSecondaryIndexes"):
-            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+            kwargs["GlobalSecondaryIndexes"] = [
+                {**index, "WarmThroughput": self._units(index["WarmThroughput"])}
+                if "WarmThroughput" in index
+                else index
+                for index in props["GlobalSecondaryIndexes"]
+            ]
         if kwargs["BillingMode"] == "PROVISIONED":
             kwargs["ProvisionedThroughput"] = props["ProvisionedThroughput"]
         if props.get("WarmThroughput"):  # the DynamoDB limits model starts the table's budget there
-            kwargs["WarmThroughput"] = props["WarmThroughput"]
+            kwargs["WarmThroughput"] = self._units(props["WarmThroughput"])
         stream = props.get("StreamSpecification")
         if stream:
             # CloudFormation names only the view type; the API also wants StreamEnabled.
@@ -246,6 +253,10 @@ class Stack:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         self.refs[logical] = name
         self.attrs[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+
+    def _units(self, throughput: dict) -> dict[str, int]:
+        """A WarmThroughput block with its parameters resolved to numbers."""
+        return {key: int(self.resolve(value)) for key, value in throughput.items()}
 
     def _create_queue(self, sqs: Any, logical: str, props: dict) -> None:
         name = f"{self.prefix}-{logical}"
@@ -371,6 +382,7 @@ class Stack:
             parallelization_factor=int(value("ParallelizationFactor", 1)),
             max_retry_attempts=int(value("MaximumRetryAttempts", -1)),
             bisect_on_error=_true(value("BisectBatchOnFunctionError", False)),
+            tumbling_window_s=float(value("TumblingWindowInSeconds", 0)),
             report_item_failures="ReportBatchItemFailures" in ev.get("FunctionResponseTypes", []),
             # The Lambda API takes each pattern as a JSON string; accept a mapping written in YAML too.
             filters=[json.loads(p) if isinstance(p, str) else p for p in patterns],

@@ -10,6 +10,7 @@ queue need.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import multiprocessing
 import os
@@ -104,16 +105,29 @@ class MotoApp:
     def _locked(self, write: bool):
         return self._lock.writing() if write else self._lock.reading()
 
-    def inject_fault(self, operation: str, code: str, count: int, status: int = 400) -> None:
-        """Answer the next `count` calls of `operation` (e.g. "TransactWriteItems") with error `code`."""
+    def inject_fault(
+        self, operation: str, code: str, count: int, status: int = 400, matching: str | None = None
+    ) -> None:
+        """Answer the next `count` calls of `operation` (e.g. "TransactWriteItems") with error `code`;
+        with `matching`, only calls whose request body contains that text (e.g. "IMG#": result items)."""
         with self._faults_lock:
-            self._faults.append({"operation": operation, "code": code, "count": count, "status": status})
+            self._faults.append(
+                {"operation": operation, "code": code, "count": count, "status": status, "matching": matching}
+            )
 
-    def _take_fault(self, target: str) -> dict | None:
+    def _take_fault(self, target: str, environ: dict) -> dict | None:
         operation = target.rsplit(".", 1)[-1]
         with self._faults_lock:
-            for fault in self._faults:
-                if fault["operation"] == operation and fault["count"] > 0:
+            faults = [f for f in self._faults if f["operation"] == operation and f["count"] > 0]
+        if not faults:
+            return None
+        body = b""
+        if any(f["matching"] for f in faults):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
+        with self._faults_lock:
+            for fault in faults:
+                if fault["count"] > 0 and (not fault["matching"] or fault["matching"].encode() in body):
                     fault["count"] -= 1
                     return fault
         return None
@@ -129,7 +143,7 @@ class MotoApp:
             start_response("204 No Content", [])
             return []
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        fault = self._take_fault(target) if target else None
+        fault = self._take_fault(target, environ) if target else None
         if fault:
             data = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{fault['code']}", "message": "injected"})
             start_response(f"{fault['status']} Injected", [("Content-Type", "application/x-amz-json-1.0")])

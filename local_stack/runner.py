@@ -61,11 +61,11 @@ class RunningStack:
             if not token:
                 return out
 
-    def inject_fault(self, operation: str, code: str, count: int) -> None:
-        """The local AWS endpoint answers the next `count` calls of `operation` with error `code`."""
-        response = requests.post(
-            f"{self.aws_url}/_local/faults", json={"operation": operation, "code": code, "count": count}, timeout=5
-        )
+    def inject_fault(self, operation: str, code: str, count: int, matching: str | None = None) -> None:
+        """The local AWS endpoint answers the next `count` calls of `operation` (whose request body
+        contains `matching`, when given) with error `code`."""
+        fault = {"operation": operation, "code": code, "count": count, "matching": matching}
+        response = requests.post(f"{self.aws_url}/_local/faults", json=fault, timeout=5)
         response.raise_for_status()
 
     def clear_faults(self) -> None:

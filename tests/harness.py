@@ -114,6 +114,9 @@ class Handlers:
         if body is not None and not isinstance(body, str):
             body = json.dumps(body)
         event = api_event(method, path, body=body, query=query, headers=headers)
+        # The stream consumer runs in the background on AWS (about a second behind): here it catches
+        # up before each request, so what a test reads follows from what it wrote.
+        self.pump_streams()
         route, _, _ = self.routes.match(method, path)
         assert route is not None, f"no route for {method} {path} in template.yaml"
         response = route.target.lambda_handler(event, LambdaContext())
@@ -145,6 +148,7 @@ class Handlers:
         while batches < max_batches:
             messages = self.receive(visibility=0 if not delete else None)
             if not messages:
+                self.pump_streams()
                 return batches
             failed = self.invoke_process(messages)
             batches += 1
@@ -153,6 +157,17 @@ class Handlers:
                     if m["MessageId"] not in failed:
                         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
         raise AssertionError("queue did not drain")
+
+    def results(self, job_id: str) -> list[dict]:
+        out, token = [], None
+        while True:
+            query = {"jobid": job_id, "limit": 1000} | ({"next_token": token} if token else {})
+            status, page = self.api("GET", "/api/results", query=query)
+            assert status == 200, page
+            out += page["results"]
+            token = page["next_token"]
+            if not token:
+                return out
 
     def items(self) -> list[dict]:
         ddb = boto3.client("dynamodb")

@@ -1,13 +1,13 @@
-"""Consumer of the image dead-letter queue: an image whose message kept failing ends as failed, so
-its job still finishes (exactly once: the same conditional write as processing)."""
+"""Consumer of the image dead-letter queue: each image ends, so its job still finishes. An image
+whose result processing measured but could not write arrives with that result and is recorded as
+measured; any other ends failed. The same exactly-once write as processing."""
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from retail_pulse import handler_kit as kit
-from retail_pulse.domain.messages import task_from_message
-from retail_pulse.domain.models import ImageTask
-from retail_pulse.logic.notify import notify_ended_jobs
+from retail_pulse.domain.messages import dead_letter_from_message
+from retail_pulse.domain.models import ImageResult, ImageTask
 from retail_pulse.logic.unfinished import end_dead_letters
 
 logger = Logger()
@@ -19,30 +19,33 @@ metrics = Metrics()
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
-    tasks: dict[str, ImageTask] = {}
+    letters: dict[str, tuple[ImageTask, ImageResult | None]] = {}
     for record in event.get("Records", []):
         try:
-            task = task_from_message(record["body"])
+            task, carried = dead_letter_from_message(record["body"])
         except ValueError as exc:
             # Not one of our messages: nothing to attribute it to. Logged in full, then dropped.
             logger.error("malformed dead letter dropped", extra={"body": record.get("body"), "error": str(exc)})
             continue
-        tasks[record["messageId"]] = task
+        letters[record["messageId"]] = (task, carried)
         logger.warning(
             "image dead-lettered",
-            extra={"job_id": task.job_id, "store_id": task.store_id, "image_index": task.index},
+            extra={
+                "job_id": task.job_id,
+                "store_id": task.store_id,
+                "image_index": task.index,
+                "carried_result": carried.status if carried else None,
+            },
         )
     failed: dict[str, str] = {}
     try:
-        finished = end_dead_letters(list(tasks.values()), jobs=kit.jobs())
-        for job in finished:
-            logger.info("job finished by the dead-letter consumer", extra={"job_id": job.job_id, "status": job.status})
-        # The jobs this batch finished owe their completion notice (logic/notify.py); a failed
-        # publish stays owed on the job item and is retried by whoever meets the job next.
-        ended = [j.job_id for j in finished]
-        kit.log_notices(logger, notify_ended_jobs(ended, [], jobs=kit.jobs(), notifier=kit.notifier()))
+        outcome = end_dead_letters(list(letters.values()), jobs=kit.jobs())
     except Exception:
         logger.exception("recording dead letters failed; they will be retried")
-        failed = dict.fromkeys(tasks, "dead letters not recorded")
-    metrics.add_metric(name="ImagesDeadLettered", unit=MetricUnit.Count, value=len(tasks))
+        failed = dict.fromkeys(letters, "dead letters not recorded")
+    else:
+        refused = {(r.task.job_id, r.task.index) for r in outcome.refused}
+        failed = {m: "not recorded yet" for m, (task, _) in letters.items() if (task.job_id, task.index) in refused}
+    metrics.add_metric(name="ImagesDeadLettered", unit=MetricUnit.Count, value=len(letters))
+    kit.emit_storage_refusals(metrics)
     return kit.batch_response(event, context, failed)

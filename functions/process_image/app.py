@@ -1,4 +1,5 @@
-"""SQS batch consumer: measure a batch's images concurrently, record them in one write."""
+"""SQS batch consumer: measure a batch's images concurrently, write one result per image (the
+table's stream counts them: functions/count_results)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from retail_pulse import handler_kit as kit
-from retail_pulse.domain.messages import task_from_message
+from retail_pulse.domain.messages import task_from_message, unrecorded_result_message
 from retail_pulse.domain.models import ImageTask
 from retail_pulse.logic.notify import notify_ended_jobs
-from retail_pulse.logic.process import ProcessedBatch, process_images
+from retail_pulse.logic.process import ProcessedBatch, Unrecorded, process_images, settle_unrecorded
 
-# Seconds kept back from the invocation's remaining time for the batch's write.
+# Seconds of the invocation kept for the results' writes (with their retries) after the downloads,
+# and for handing refused results over after the writes: the batch always answers in time.
 WRITE_RESERVE_S = 5.0
+SETTLE_RESERVE_S = 3.0
 
 logger = Logger()
 tracer = Tracer()
@@ -33,59 +36,98 @@ def record_outcome(batch: ProcessedBatch) -> None:
             metrics.add_metric(name="DownloadTime", unit=MetricUnit.Milliseconds, value=r.download_ms)
         if r.image_bytes is not None:
             metrics.add_metric(name="ImageBytes", unit=MetricUnit.Bytes, value=r.image_bytes)
-    succeeded = sum(1 for r in batch.results if r.status == "succeeded")
+    # Images ended by this batch's writes (a result an earlier delivery wrote is not counted again).
+    written = batch.recorded.written
+    succeeded = sum(1 for r in written if r.status == "succeeded")
     metrics.add_metric(name="ImagesSucceeded", unit=MetricUnit.Count, value=succeeded)
-    metrics.add_metric(name="ImagesFailed", unit=MetricUnit.Count, value=len(batch.results) - succeeded)
-    for job in batch.finished_jobs:
-        logger.info("job finished", extra={"job_id": job.job_id, "status": job.status, "duration_ms": job.duration_ms})
-        metrics.add_metric(name="JobDuration", unit=MetricUnit.Milliseconds, value=job.duration_ms)
+    metrics.add_metric(name="ImagesFailed", unit=MetricUnit.Count, value=len(written) - succeeded)
 
 
-def send_notices(batch: ProcessedBatch) -> bool:
-    """Completion notices of the jobs this batch ended, and of ended jobs it met that still owe one."""
-    finished = [job.job_id for job in batch.finished_jobs]
-    if not finished and not batch.notices_owed:
+def send_owed_notices(batch: ProcessedBatch) -> bool:
+    """Notices still owed by ended jobs this batch met (an earlier send failed); each goes out once,
+    by whoever wins its lease. False when one could not be published (the batch comes again)."""
+    if not batch.notices_owed:
         return True
     try:
-        outcomes = notify_ended_jobs(finished, batch.notices_owed, jobs=kit.jobs(), notifier=kit.notifier())
+        outcomes = notify_ended_jobs([], batch.notices_owed, jobs=kit.jobs(), notifier=kit.notifier())
     except Exception:
-        logger.exception("sending job notices failed; SQS will redeliver the batch to retry them")
+        logger.exception("sending owed job notices failed; SQS will redeliver the batch to retry them")
         return False
     return kit.log_notices(logger, outcomes)
+
+
+def settle(unrecorded: Unrecorded, receipts: dict[tuple[str, int], tuple[str, str]]) -> dict[str, str]:
+    """Results our storage refused: their messages come back in seconds; on their last delivery they
+    go to the dead-letter queue with their results. Returns the records that stay in the queue."""
+    failed: dict[str, str] = {}
+    soon = [(receipts[(r.task.job_id, r.task.index)], delay) for r, delay in unrecorded.retry_soon]
+    for (message_id, _), _ in soon:
+        failed[message_id] = "result not written: delivered again soon"
+    if soon:
+        try:
+            kit.redelivery().retry_later([(receipt, delay) for (_, receipt), delay in soon])
+        except Exception:
+            logger.exception("could not shorten the visibility of unwritten images; the queue's timeout applies")
+    if unrecorded.hand_to_dead_letters:
+        reason = "its result could not be written: DynamoDB refused the write on every delivery"
+        bodies = [unrecorded_result_message(r, reason) for r in unrecorded.hand_to_dead_letters]
+        try:
+            kit.redelivery().hand_to_dead_letters(bodies)
+        except Exception:
+            logger.exception("could not hand unwritten results to the dead-letter queue; SQS moves them there")
+            for r in unrecorded.hand_to_dead_letters:
+                failed[receipts[(r.task.job_id, r.task.index)][0]] = "result not written"
+        else:
+            metrics.add_metric(
+                name="ResultsHandedToDeadLetters", unit=MetricUnit.Count, value=len(unrecorded.hand_to_dead_letters)
+            )
+    return failed
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
-    tasks: dict[str, ImageTask] = {}
+    tasks: list[ImageTask] = []
+    receipts: dict[tuple[str, int], tuple[str, str]] = {}  # image -> (message id, receipt handle)
+    receive_counts: dict[tuple[str, int], int] = {}
     failed: dict[str, str] = {}
     for record in event.get("Records", []):
         try:
-            tasks[record["messageId"]] = task_from_message(record["body"])
+            task = task_from_message(record["body"])
         except ValueError as exc:
             logger.warning("malformed message", extra={"message_id": record.get("messageId"), "error": str(exc)})
             failed[record["messageId"]] = "malformed message"
+            continue
+        tasks.append(task)
+        receipts[(task.job_id, task.index)] = (record["messageId"], record["receiptHandle"])
+        count = int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+        receive_counts[(task.job_id, task.index)] = max(count, receive_counts.get((task.job_id, task.index), 0))
 
-    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - WRITE_RESERVE_S
+    # Downloads end first, then writes; what is left covers handing refused results over.
+    write_deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SETTLE_RESERVE_S
+    settings = kit.settings()
     try:
         batch = process_images(
-            list(tasks.values()),
-            settings=kit.settings(),
+            tasks,
+            settings=settings,
             jobs=kit.jobs(),
             fetch=kit.downloader().fetch,
             pool=kit.image_pool(),
-            deadline=deadline,
+            deadline=write_deadline - WRITE_RESERVE_S,
+            write_deadline=write_deadline,
         )
     except Exception:
-        # Our infrastructure failed (e.g. DynamoDB throttling): every record goes back to the queue.
-        logger.exception("recording the batch failed; SQS will redeliver it")
-        failed.update(dict.fromkeys(tasks, "batch not recorded"))
+        # Our infrastructure failed before any result could be written: every record comes again.
+        logger.exception("processing the batch failed; SQS will redeliver it")
+        failed.update({message_id: "batch not processed" for message_id, _ in receipts.values()})
     else:
-        # Metrics count the work of recorded batches; an image redelivered after a crash is counted
-        # again here (rare), while the job's own counters stay exact.
+        # Metrics count the work done; an image redelivered after a crash is counted again here
+        # (rare), while the job's own counters stay exact.
         record_outcome(batch)
-        if not send_notices(batch):
-            # The results are recorded; the redelivery only retries the notice (logic/notify.py).
-            failed.update(dict.fromkeys(tasks, "notice not published"))
+        unrecorded = settle_unrecorded(batch.recorded.refused, receive_counts, settings.max_receive_count)
+        failed.update(settle(unrecorded, receipts))
+        if not send_owed_notices(batch):
+            failed.update({message_id: "notice not published" for message_id, _ in receipts.values()})
+    kit.emit_storage_refusals(metrics)
     return kit.batch_response(event, context, failed)

@@ -7,8 +7,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from retail_pulse import handler_kit as kit
-from retail_pulse.adapters.dynamodb.jobs import NOTICE_LEASE_S
 from retail_pulse.domain.clock import format_utc
+from retail_pulse.domain.rules import NOTICE_LEASE_S
 from retail_pulse.logic.notify import notify_ended_jobs, retry_owed_notices
 from retail_pulse.logic.unfinished import sweep_stalled_jobs
 

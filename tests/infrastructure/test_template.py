@@ -72,13 +72,21 @@ def test_every_function_and_queue_has_alarms_that_notify_the_topic():
         props = alarm["Properties"]
         assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], props
         dimension = props["Dimensions"][0]["Value"]
-        target = dimension.get("Ref") or dimension.get("Fn::GetAtt", [None])[0] or dimension.get("Fn::Sub")
-        watched.add((props["Namespace"], props["MetricName"], target))
+        if isinstance(dimension, str):  # our own metrics: the service dimension Powertools sets
+            target = dimension
+        else:
+            target = dimension.get("Ref") or dimension.get("Fn::GetAtt", [None])[0] or dimension.get("Fn::Sub")
+        namespace = props["Namespace"] if isinstance(props["Namespace"], str) else props["Namespace"]["Fn::Sub"]
+        watched.add((namespace, props["MetricName"], target))
     for function in stack.functions(resolve_environment=False):
         assert ("AWS/Lambda", "Errors", function) in watched
         assert ("AWS/Lambda", "Throttles", function) in watched
     assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "ImageDeadLetterQueue") in watched
     assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", "ImageQueue") in watched
+    # The write path: counting lag, DynamoDB refusals the functions met, images that reached the DLQ.
+    assert ("AWS/Lambda", "IteratorAge", "CountResultsFunction") in watched
+    for metric in ("StorageThrottles", "StorageConflicts", "StorageRefused", "ImagesDeadLettered"):
+        assert ("RetailPulse/${Stage}", metric, "retail-pulse") in watched, metric
     # The 5xx alarm selects the API by the name the template gives it.
     assert ("AWS/ApiGateway", "5XXError", stack.resources["Api"]["Properties"]["Name"]["Fn::Sub"]) in watched
     subscription = stack.resources["AlarmEmailSubscription"]
@@ -99,6 +107,12 @@ def test_dashboard_is_valid_json_and_shows_the_custom_metrics():
         "ImageBytes",
         "JobDuration",
         "SubmitSize",
+        "ResultsCounted",
+        "StorageThrottles",
+        "StorageConflicts",
+        "StorageRefused",
+        "ImagesDeadLettered",
+        "ResultsHandedToDeadLetters",
     }
     # Powertools gives every metric one dimension, the service: a graph without it shows nothing.
     assert all(m[2:4] == ["service", env["POWERTOOLS_SERVICE_NAME"]] for m in custom)

@@ -9,7 +9,7 @@ import logging
 import pytest
 from harness import LambdaContext, api_event, make_image
 
-from retail_pulse.adapters.dynamodb.jobs import DynamoJobRepository
+from retail_pulse.adapters.dynamodb.repository import DynamoJobRepository
 from retail_pulse.domain.models import FinishedJob
 
 NAMESPACE = "RetailPulse/dev"  # POWERTOOLS_METRICS_NAMESPACE as template.yaml resolves it (Stage=dev)
@@ -93,11 +93,13 @@ def test_processing_emits_per_image_metrics_and_one_job_duration(stack, image_se
         ]
     )
     printed()  # drop what submit printed
-    # One image per invocation, as concurrent consumers would see them: only the last finishes the job.
+    # One image per invocation, each counted by the stream consumer before the next: only the one
+    # that counts the last image finishes the job.
     per_invocation = []
     while messages := stack.receive(max_messages=1):
         assert stack.invoke_process(messages) == set()
         stack.sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+        stack.pump_streams()
         per_invocation.append(printed())
     assert len(per_invocation) == 3
 
@@ -108,10 +110,11 @@ def test_processing_emits_per_image_metrics_and_one_job_duration(stack, image_se
     assert sorted(values(everything, "ImageBytes")) == sorted([len(small), len(large)])  # the 404 has no bytes
     download_times = values(everything, "DownloadTime")
     assert len(download_times) == 2 and all(t >= 0 for t in download_times)
-    # JobDuration once, from the invocation that finished the job.
+    # JobDuration once, from the stream consumer's invocation that finished the job.
     assert [values(invocation, "JobDuration") != [] for invocation in blobs] == [False, False, True]
     [duration] = values(blobs[-1], "JobDuration")
-    units = {m["Name"]: m["Unit"] for m in blobs[-1][0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    blob = next(b for b in blobs[-1] if "JobDuration" in b)
+    units = {m["Name"]: m["Unit"] for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert units["JobDuration"] == "Milliseconds"
 
     logs = [o for objects in per_invocation for o in objects if "message" in o]
@@ -130,7 +133,7 @@ def test_only_the_writer_that_finishes_a_job_reports_it(stack, image_server):
     job_id = stack.submit_job([{"store_id": "RP00001", "image_url": [url], "visit_time": "2024-03-15T10:00:00Z"}])
     stack.drain()
     repository = DynamoJobRepository(stack.stack.refs["JobsTable"])
-    assert repository.finish_if_done(job_id) is None  # already finished by process_image
+    assert repository.finish_if_done(job_id) is None  # already finished by the stream consumer
 
 
 def test_finished_job_duration_is_submit_to_finish():

@@ -6,8 +6,6 @@ import pytest
 from harness import make_image
 from reliability import record
 
-from retail_pulse import handler_kit
-
 FORMATS = {
     "baseline.jpg": ("JPEG", 640, 480, {}),
     "progressive.jpg": ("JPEG", 333, 517, {"progressive": True}),
@@ -174,27 +172,3 @@ def test_malformed_message_is_reported_failed_others_recorded(stack, images):
     assert stack.invoke_process([good, bad]) == {"bad-1"}
     _, job = stack.api("GET", "/api/status", query={"jobid": job_id})
     assert job["status"] == "completed"
-
-
-def test_dynamodb_failure_returns_every_record_for_redelivery(stack, images, monkeypatch):
-    job_id = stack.submit_job(
-        [{"store_id": "RP00001", "image_url": [images["image.png"]] * 2, "visit_time": "2024-03-15T10:00:00Z"}]
-    )
-    messages = stack.receive(visibility=0)
-    jobs = handler_kit.jobs()
-    from botocore.exceptions import ClientError
-
-    def throttled(**_kwargs):
-        raise ClientError(
-            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "TransactWriteItems"
-        )
-
-    with monkeypatch.context() as patch:
-        patch.setattr(jobs.client, "transact_write_items", throttled)
-        assert stack.invoke_process(messages) == {m["MessageId"] for m in messages}
-    _, job = stack.api("GET", "/api/status", query={"jobid": job_id})
-    assert job["progress"]["processed"] == 0
-    assert stack.invoke_process(messages) == set()  # redelivered once DynamoDB is back
-    _, job = stack.api("GET", "/api/status", query={"jobid": job_id})
-    assert job["progress"]["processed"] == 2 and job["status"] == "completed"
-    record("DynamoDB throttling on a batch's write: all its records redelivered", cases=2)

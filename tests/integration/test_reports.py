@@ -173,11 +173,11 @@ def test_visit_query_uses_the_indexes_never_a_scan(stack, two_jobs, monkeypatch)
     monkeypatch.setattr(repo.client, "scan", lambda **_: pytest.fail("scan"))
     visits_of(stack, area=AREA_A)
     visits_of(stack, area=AREA_A, storeid="RP00001")
-    assert set(calls) == {"VisitsByArea", "VisitsByStore"}
+    assert set(calls) == {"VisitsByArea"}
     # Sparse: only results of Store Master stores are indexed (not RP99999's).
     ddb = boto3.client("dynamodb")
     table = stack.stack.refs["JobsTable"]
-    indexed = ddb.scan(TableName=table, IndexName="VisitsByStore")["Items"]
+    indexed = ddb.scan(TableName=table, IndexName="VisitsByArea")["Items"]
     assert {i["store_id"]["S"] for i in indexed} == {s for s, *_ in two_jobs if s in AREAS}
     assert len(indexed) == sum(len(names) for s, _, _, names in two_jobs if s in AREAS)
 
@@ -279,57 +279,21 @@ def test_reports_outlive_jobs_and_shard_their_counters(stack, two_jobs):
     report_items = [i for i in items if i["pk"]["S"].startswith("REPORT#")]
     assert report_items and all("expires_at" not in i for i in report_items)
     assert all("expires_at" in i for i in items if i["pk"]["S"].startswith("JOB#"))
-    assert {i["sk"]["S"][:5] for i in report_items} == {"AREA#", "STORE"}
+    assert {i["sk"]["S"][:5] for i in report_items} == {"AREA", "STORE"}
+    # Shards are in the partition key: one area's counters never share one partition's budget.
+    assert {i["pk"]["S"].rsplit("#", 1)[0] for i in report_items} == {f"REPORT#{AREA_A}", f"REPORT#{AREA_B}"}
 
 
-def test_batches_spread_over_report_shards():
-    """Concurrent batches must not all update one item (TransactionConflict): one shard per batch."""
-    from retail_pulse.adapters.dynamodb.reports import AREA_SHARDS, STORE_SHARDS, report_updates
-    from retail_pulse.domain.models import ImageResult, ImageTask
-
-    def batch(job: str, first: int) -> list[ImageResult]:
-        tasks = [
-            ImageTask(job, i, f"S{i % 3}", "http://x/y", "t", 0, "A1", "2024-03-15T10:00:00.000Z")
-            for i in range(first, first + 10)
-        ]
-        return [ImageResult(t, "succeeded", "now", perimeter=4, duration_ms=5) for t in tasks]
-
-    area_keys, store_keys = set(), set()
-    for n in range(60):
-        updates = [u["Update"] for u, _ in report_updates("t", batch(f"job{n % 3}", 10 * n))]
-        keys = [u["Key"]["sk"]["S"] for u in updates]
-        assert len(keys) == len(set(keys)) == 1 + 3  # one area shard + one shard per store, no item twice
-        area_keys |= {k for k in keys if k.startswith("AREA#")}
-        store_keys |= {k for k in keys if k.startswith("STORE#S0#")}
-    assert len(area_keys) == AREA_SHARDS and len(store_keys) == STORE_SHARDS
-
-
-def test_transaction_conflict_is_retried_in_place(stack, imgs, monkeypatch):
-    submit(stack, imgs, [("RP00005", "2024-03-15T10:00:00Z", "2024-03-15", ["a", "b"])])
-    messages = stack.receive()
-    jobs = handler_kit.jobs()
-    original = jobs.client.transact_write_items
-    calls = []
-
-    def conflicting(**kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            reasons = [{"Code": "None"}] * (len(kwargs["TransactItems"]) - 1) + [{"Code": "TransactionConflict"}]
-            raise jobs.client.exceptions.TransactionCanceledException(
-                {
-                    "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
-                    "CancellationReasons": reasons,
-                },
-                "TransactWriteItems",
-            )
-        return original(**kwargs)
-
-    monkeypatch.setattr("retail_pulse.adapters.dynamodb.jobs.time.sleep", lambda _s: None)
-    monkeypatch.setattr(jobs.client, "transact_write_items", conflicting)
-    assert stack.invoke_process(messages) == set()
-    assert len(calls) == 2
-    _, body = stack.api("GET", "/api/reports/stores", query={"area": AREA_A, "storeid": "RP00005"})
-    assert (body["stores"][0]["images"], body["stores"][0]["visits"]) == (2, 1)
+def test_no_report_item_grows_with_the_visits_it_counts(stack, imgs):
+    """The old `days` set grew with every visit date; `last_visit` is one value, whatever the history."""
+    days = [f"2024-0{m}-1{d}" for m in range(1, 4) for d in range(0, 3)]
+    submit(stack, imgs, [("RP00001", f"{day}T10:00:00Z", day, ["a"]) for day in days])
+    stack.drain()
+    items = boto3.client("dynamodb").scan(TableName=stack.stack.refs["JobsTable"])["Items"]
+    store_items = [i for i in items if i["sk"]["S"] == "STORE#RP00001"]
+    assert store_items and all("days" not in i for i in store_items)
+    _, body = stack.api("GET", "/api/reports/stores", query={"area": AREA_A, "storeid": "RP00001"})
+    assert body["stores"][0]["last_visit"] == max(days)
 
 
 def test_messages_carry_area_visit_time_and_first_image_and_old_ones_still_parse(stack, imgs):

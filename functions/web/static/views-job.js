@@ -132,7 +132,8 @@ export const jobView = {
   },
 
   announce(job, percent) {
-    const milestone = job.status !== "ongoing" ? 4 : Math.floor(percent / 25);
+    // 0-4 while ongoing (every 25 %; a job may sit at 100 % a moment before it ends), 5 once ended.
+    const milestone = job.status !== "ongoing" ? 5 : Math.floor(percent / 25);
     if (milestone === this.lastMilestone) return;
     this.lastMilestone = milestone;
     const { processed, total, failed } = job.progress;

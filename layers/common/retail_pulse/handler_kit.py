@@ -23,11 +23,11 @@ from retail_pulse.settings import Settings, get_settings
 if TYPE_CHECKING:  # adapters are imported by the factory that builds them: a function pays only for its own
     from concurrent.futures import ThreadPoolExecutor
 
-    from retail_pulse.adapters.dynamodb.jobs import DynamoJobRepository
     from retail_pulse.adapters.dynamodb.reports import DynamoReportRepository
+    from retail_pulse.adapters.dynamodb.repository import DynamoJobRepository
     from retail_pulse.adapters.image_download import ImageDownloader
     from retail_pulse.adapters.s3 import S3JobSpecStore
-    from retail_pulse.adapters.sqs import SqsImageQueue
+    from retail_pulse.adapters.sqs import SqsImageQueue, SqsRedelivery
     from retail_pulse.domain.store_master import StoreMaster
 
 _factories: list[Callable[[], Any]] = []
@@ -46,7 +46,7 @@ def settings() -> Settings:
 
 @_cached
 def jobs() -> DynamoJobRepository:
-    from retail_pulse.adapters.dynamodb.jobs import DynamoJobRepository
+    from retail_pulse.adapters.dynamodb.repository import DynamoJobRepository
 
     return DynamoJobRepository(get_settings().jobs_table_name)
 
@@ -63,6 +63,13 @@ def queue() -> SqsImageQueue:
     from retail_pulse.adapters.sqs import SqsImageQueue
 
     return SqsImageQueue(get_settings().image_queue_url, get_settings().enqueue_concurrency)
+
+
+@_cached
+def redelivery() -> SqsRedelivery:
+    from retail_pulse.adapters.sqs import SqsRedelivery
+
+    return SqsRedelivery(get_settings().image_queue_url, get_settings().dead_letter_queue_url)
 
 
 @_cached
@@ -157,6 +164,20 @@ class RecordNotProcessed(Exception):
 _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
+def emit_storage_refusals(metrics: Any) -> None:
+    """The DynamoDB refusals this invocation met (retried or not), as metrics the alarms watch."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    refusals = jobs().take_refusals()
+    for kind, name in (
+        ("throttle", "StorageThrottles"),
+        ("conflict", "StorageConflicts"),
+        ("exhausted", "StorageRefused"),
+    ):
+        if refusals.get(kind):
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=refusals[kind])
+
+
 def batch_response(event: dict, context: Any, failed: Mapping[str, str]) -> dict:
     """Powertools' partial batch response: the records whose message id is in `failed` (id -> why)
     are reported as item failures, every other record is deleted from the queue."""
@@ -166,3 +187,11 @@ def batch_response(event: dict, context: Any, failed: Mapping[str, str]) -> dict
             raise RecordNotProcessed(failed[record.message_id])
 
     return process_partial_response(event=event, record_handler=record_handler, processor=_processor, context=context)
+
+
+def stream_batch_response(event: dict, not_counted_from: str | None) -> dict:
+    """The answer to a DynamoDB stream batch: Lambda checkpoints before `not_counted_from` (a record's
+    SequenceNumber) and delivers the records from there again; the tumbling window's state is
+    handed back unchanged (Lambda requires it in windowed mappings)."""
+    failures = [{"itemIdentifier": not_counted_from}] if not_counted_from else []
+    return {"batchItemFailures": failures, "state": event.get("state") or {}}

@@ -5,7 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from retail_pulse.domain.models import FinishedJob, ImageResult, ImageTask, Job, JobState, ReportCounters, VisitImage
+from retail_pulse.domain.models import (
+    Applied,
+    FinishedJob,
+    ImageResult,
+    ImageTask,
+    Job,
+    JobState,
+    RecordOutcome,
+    ReportCounters,
+    Tally,
+    VisitImage,
+)
+
+
+class StorageRefused(Exception):
+    """Our storage kept refusing a write (capacity, conflicts) until the caller's deadline: nothing of
+    that write happened, and trying it later is safe."""
 
 
 class JobRepository(Protocol):
@@ -24,10 +40,12 @@ class JobRepository(Protocol):
     def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         """Each known job's status, read consistently (one read per job at most)."""
 
-    def record_batch(self, results: Sequence[ImageResult]) -> list[FinishedJob]:
-        """Record results and count them on their jobs exactly once; results already recorded are no-ops.
+    def record_results(self, results: Sequence[ImageResult], deadline: float | None = None) -> RecordOutcome:
+        """Write each result unless its image already has one (exactly once per image); the counters
+        follow from the writes (see ResultCounter). Writes refused past `deadline` are `refused`."""
 
-        Returns the jobs this call finished (a job is reported by exactly one call)."""
+    def finish_if_done(self, job_id: str) -> FinishedJob | None:
+        """Ends the job if no image remains; returns it only to the one caller that ended it."""
 
     def mark_failed(self, job_id: str, reason: str, finished_at: str) -> FinishedJob | None: ...
 
@@ -36,12 +54,33 @@ class JobRepository(Protocol):
 
     def ended_indices(self, job_id: str) -> set[int]: ...
 
-    def finish_stalled(self, job_id: str, reason: str, now: str) -> FinishedJob | None: ...
-
     def get_job(self, job_id: str) -> Job | None: ...
 
-    def page_results(self, job_id: str, after_index: int | None, limit: int) -> tuple[list[ImageResult], bool]:
-        """Up to `limit` ended images after `after_index`, in submission order, and whether more follow."""
+    def page_results(
+        self, job_id: str, after_index: int | None, limit: int, total: int
+    ) -> tuple[list[ImageResult], int | None]:
+        """Up to `limit` ended images after `after_index` in submission order, and the index the next
+        page goes on after (None when no image of the job follows)."""
+
+
+class ResultCounter(Protocol):
+    """The counters of jobs and reports, moved by runs of results as the table's stream delivers them."""
+
+    max_updates: int  # counter updates one apply() takes at most
+
+    def counted_through(self, stream_shard: str) -> str | None:
+        """The (padded) sequence number up to which the shard's results are counted."""
+
+    def apply(self, stream_shard: str, first_seq: str, last_seq: str, tally: Tally, deadline: float) -> Applied:
+        """Adds `tally` and moves the shard's watermark to `last_seq`, atomically, unless the watermark
+        is already at `first_seq` or past it, or a job of the tally is no longer ongoing."""
+
+    def record_store_errors(self, results: Sequence[ImageResult], deadline: float) -> None: ...
+
+    def advance_last_visits(self, stream_shard: str, tally: Tally, deadline: float) -> None: ...
+
+    def delete_results(self, keys: Sequence[tuple[str, int]]) -> None:
+        """Removes the results of these (job, index): images that ended after their job did."""
 
 
 class JobLifecycleRepository(Protocol):

@@ -19,6 +19,10 @@ class Settings(BaseModel):
     # queue's whole retry window (maxReceiveCount x VisibilityTimeout), which a test checks.
     stall_after_s: int = Field(default=2100, ge=60)
     image_queue_url: str = ""
+    # process_image hands a result it could not write to the dead-letter queue on the message's
+    # last delivery (the image queue's maxReceiveCount, mirrored here from the template).
+    dead_letter_queue_url: str = ""
+    max_receive_count: int = Field(default=5, ge=1)
     store_master_uri: str = ""
     job_ttl_days: int = Field(default=30, ge=1)
     processing_delay_min_s: float = Field(default=0.1, ge=0)

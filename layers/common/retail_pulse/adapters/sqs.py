@@ -70,3 +70,34 @@ class SqsImageQueue:
                 break  # the request itself is wrong: retrying cannot help
             entries = {f["Id"]: entries[f["Id"]] for f in failed}
         raise EnqueueError(f"could not enqueue {len(entries)} image(s): {last_error}")
+
+
+class SqsRedelivery:
+    """Messages of the image queue whose results could not be written: made visible again after a
+    short delay, or handed to the dead-letter queue with the result they measured."""
+
+    def __init__(self, queue_url: str, dead_letter_queue_url: str, client: Any | None = None) -> None:
+        self.queue_url = queue_url
+        self.dead_letter_queue_url = dead_letter_queue_url
+        self.client = client or boto3.client("sqs", config=Config(retries={"mode": "standard"}))
+
+    def retry_later(self, receipts: Sequence[tuple[str, int]]) -> None:
+        """(receipt handle, seconds until visible) of each message; best effort (else the visibility
+        timeout brings them back)."""
+        for start in range(0, len(receipts), SQS_BATCH):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": receipt, "VisibilityTimeout": delay}
+                for i, (receipt, delay) in enumerate(receipts[start : start + SQS_BATCH])
+            ]
+            self.client.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+
+    def hand_to_dead_letters(self, bodies: Sequence[str]) -> None:
+        """Send these bodies to the dead-letter queue, or raise EnqueueError."""
+        for start in range(0, len(bodies), SQS_BATCH):
+            entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + SQS_BATCH])]
+            try:
+                resp = self.client.send_message_batch(QueueUrl=self.dead_letter_queue_url, Entries=entries)
+            except (ClientError, BotoCoreError) as exc:
+                raise EnqueueError(f"could not hand results to the dead-letter queue: {exc}") from None
+            if resp.get("Failed"):
+                raise EnqueueError(f"could not hand {len(resp['Failed'])} result(s) to the dead-letter queue")

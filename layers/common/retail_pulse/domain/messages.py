@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 
 from retail_pulse.domain.clock import parse_visit_time
-from retail_pulse.domain.models import ImageTask
+from retail_pulse.domain.models import ImageResult, ImageTask
 
 
 def task_to_message(task: ImageTask) -> str:
+    return json.dumps(_task_fields(task), separators=(",", ":"))
+
+
+def _task_fields(task: ImageTask) -> dict:
     body: dict = {
         "job_id": task.job_id,
         "index": task.index,
@@ -24,26 +28,72 @@ def task_to_message(task: ImageTask) -> str:
         body["visit_time_utc"] = task.visit_time_utc
     if task.first_in_visit:
         body["first_in_visit"] = True
-    return json.dumps(body, separators=(",", ":"))
+    if task.retried:
+        body["retried"] = True
+    return body
 
 
 def task_from_message(body: str) -> ImageTask:
     """Raises ValueError on a body that is not one of our messages."""
     try:
-        data = json.loads(body)
-        # Older messages lack visit_time_utc: derive it from visit_time (validated at submit).
-        utc = parse_visit_time(data.get("visit_time_utc") or data["visit_time"])
-        task = ImageTask(
-            job_id=str(data["job_id"]),
-            index=int(data["index"]),
-            store_id=str(data["store_id"]),
-            image_url=str(data["image_url"]),
-            visit_time=str(data["visit_time"]),
-            expires_at=int(data["expires_at"]),
-            area=str(data["area"]) if data.get("area") else None,
-            visit_time_utc=utc,
-            first_in_visit=data.get("first_in_visit") is True,
-        )
+        return _task(json.loads(body))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:  # AttributeError: not an object
         raise ValueError(f"malformed image message: {exc}") from None
-    return task
+
+
+def _task(data: dict) -> ImageTask:
+    # Older messages lack visit_time_utc: derive it from visit_time (validated at submit).
+    utc = parse_visit_time(data.get("visit_time_utc") or data["visit_time"])
+    return ImageTask(
+        job_id=str(data["job_id"]),
+        index=int(data["index"]),
+        store_id=str(data["store_id"]),
+        image_url=str(data["image_url"]),
+        visit_time=str(data["visit_time"]),
+        expires_at=int(data["expires_at"]),
+        area=str(data["area"]) if data.get("area") else None,
+        visit_time_utc=utc,
+        first_in_visit=data.get("first_in_visit") is True,
+        retried=data.get("retried") is True,
+    )
+
+
+def unrecorded_result_message(result: ImageResult, reason: str) -> str:
+    """An image whose result was measured but could not be written, handed to the dead-letter queue
+    with its result and the reason, so the dead-letter consumer records what was measured."""
+    body = _task_fields(result.task)
+    body["result"] = {
+        "status": result.status,
+        "processed_at": result.processed_at,
+        "width": result.width,
+        "height": result.height,
+        "perimeter": result.perimeter,
+        "error": result.error,
+        "duration_ms": result.duration_ms,
+    }
+    body["unrecorded_reason"] = reason
+    return json.dumps(body, separators=(",", ":"))
+
+
+def dead_letter_from_message(body: str) -> tuple[ImageTask, ImageResult | None]:
+    """A dead-lettered message: its task, and the result it carries when processing measured the image
+    but could not record it (see unrecorded_result_message). Raises ValueError when malformed."""
+    try:
+        data = json.loads(body)
+        task = _task(data)
+        carried = data.get("result")
+        if carried is None:
+            return task, None
+        result = ImageResult(
+            task=task,
+            status="succeeded" if carried["status"] == "succeeded" else "failed",
+            processed_at=str(carried["processed_at"]),
+            width=carried.get("width"),
+            height=carried.get("height"),
+            perimeter=carried.get("perimeter"),
+            error=carried.get("error"),
+            duration_ms=carried.get("duration_ms"),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"malformed image message: {exc}") from None
+    return task, result

@@ -43,6 +43,9 @@ class ImageTask:
     area: str | None = None  # the store's AreaCode; None for stores not in the Store Master
     visit_time_utc: str | None = None  # canonical UTC form of visit_time
     first_in_visit: bool = False  # the visit's lowest-index image: counts the visit once
+    # A retry of an image that already ended failed in an earlier job (jobs/retry): reports counted it
+    # there, so its result only moves it from failed to succeeded (domain/rules.report_contribution).
+    retried: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class ImageResult:
     # Metrics only (never stored): set when the download returned the image's bytes.
     download_ms: int | None = None
     image_bytes: int | None = None
+    # Ended at submit (store not in the Store Master): the job item counted it when it was created.
+    precounted: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,12 +137,55 @@ class ReportCounters:
     images: int = 0
     failed: int = 0
     visits: int = 0
-    duration_ms: int = 0
-    days: set[str] = field(default_factory=set)  # UTC dates (YYYY-MM-DD) with visits
+    duration_ms: int = 0  # processing time of every attempt (first runs and retries)
+    attempts: int = 0  # processing attempts: images plus retried images
+    last_visit: str | None = None  # latest UTC visit date (YYYY-MM-DD)
 
     def add(self, other: ReportCounters) -> None:
         self.images += other.images
         self.failed += other.failed
         self.visits += other.visits
         self.duration_ms += other.duration_ms
-        self.days |= other.days
+        self.attempts += other.attempts
+        if other.last_visit and (self.last_visit is None or other.last_visit > self.last_visit):
+            self.last_visit = other.last_visit
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """What happened to a batch's results at their write (each result lands in exactly one list)."""
+
+    written: list[ImageResult] = field(default_factory=list)
+    already_recorded: list[ImageResult] = field(default_factory=list)  # an earlier delivery wrote it
+    refused: list[ImageResult] = field(default_factory=list)  # our storage refused it past every retry
+
+
+@dataclass(frozen=True)
+class StreamedResult:
+    """A result as the table's stream delivered it: `seq` orders it within its stream shard."""
+
+    seq: str
+    result: ImageResult
+
+
+@dataclass
+class Tally:
+    """What a run of streamed results adds to the counters, in one atomic write (see logic/counting.py)."""
+
+    jobs: dict[str, tuple[int, int]] = field(default_factory=dict)  # job -> (succeeded, failed)
+    areas: dict[str, ReportCounters] = field(default_factory=dict)
+    stores: dict[tuple[str, str], ReportCounters] = field(default_factory=dict)  # (area, store)
+
+    @property
+    def updates(self) -> int:
+        return len(self.jobs) + len(self.areas) + len(self.stores)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """How adding a tally ended: applied; or not, because it was counted before (the watermark is
+    past it), or because some of its jobs are no longer ongoing (then nothing was written)."""
+
+    applied: bool
+    counted_before: bool = False
+    ended_jobs: frozenset[str] = field(default_factory=frozenset)

@@ -1,3 +1,6 @@
+"""process_image's rules: measure a batch's images concurrently, write each result once, and say
+what happens to the images whose result our storage refused."""
+
 from __future__ import annotations
 
 import random
@@ -8,7 +11,8 @@ from dataclasses import dataclass, field
 
 from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.measuring import ImageError, measure_image, perimeter
-from retail_pulse.domain.models import FinishedJob, ImageResult, ImageTask
+from retail_pulse.domain.models import ImageResult, ImageTask, RecordOutcome
+from retail_pulse.domain.retry import redelivery_delay_s
 from retail_pulse.ports import JobRepository
 from retail_pulse.settings import Settings
 
@@ -17,8 +21,8 @@ Fetch = Callable[[str, float], bytes]
 
 @dataclass(frozen=True)
 class ProcessedBatch:
-    results: list[ImageResult]
-    finished_jobs: list[FinishedJob]  # jobs this batch's write finished (each reported by one batch only)
+    results: list[ImageResult]  # every image measured (or failed) by this batch
+    recorded: RecordOutcome  # what their writes did
     skipped: int = 0  # images of jobs that had ended (cancelled, finished) or are unknown: not touched
     notices_owed: list[str] = field(default_factory=list)  # ended jobs still owing their notice
 
@@ -31,24 +35,23 @@ def process_images(
     fetch: Fetch,
     pool: Executor,
     deadline: float,
+    write_deadline: float,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ProcessedBatch:
-    """Measure a batch's images concurrently, then record them all in one write.
-
-    Raises when the write fails (the records are then redelivered by SQS); a bad image
-    is not an error here: it ends as a failed result.
-    """
+    """Measure a batch's images concurrently (downloads end by `deadline`), then write each result
+    once (writes end by `write_deadline`). A bad image is not an error here: it ends as a failed
+    result. A result our storage kept refusing comes back in `recorded.refused`."""
     unique = list({(t.job_id, t.index): t for t in tasks}.values())  # a duplicate in one batch counts once
     # One consistent read per job of the batch: images of a cancelled (or ended, or unknown) job are
-    # skipped with no download and no compute. A job cancelled after this read loses the batch's
-    # images at the write (its counter update requires `ongoing`), where they are already counted.
+    # skipped with no download and no compute. Results of a job that ends after this read are
+    # dropped by the stream consumer (logic/counting.py), which never counts them.
     states = jobs.job_states(sorted({t.job_id for t in unique})) if unique else {}
     live = [t for t in unique if t.job_id in states and states[t.job_id].status == "ongoing"]
     futures = [pool.submit(_process_one, t, settings, fetch, deadline, sleep) for t in live]
     results = [f.result() for f in futures]
-    finished = jobs.record_batch(results) if results else []
+    recorded = jobs.record_results(results, write_deadline)
     owed = [s.job_id for s in states.values() if s.status != "ongoing" and s.notices_owed]
-    return ProcessedBatch(results, finished or [], skipped=len(unique) - len(live), notices_owed=owed)
+    return ProcessedBatch(results, recorded, skipped=len(unique) - len(live), notices_owed=owed)
 
 
 def _process_one(task: ImageTask, settings: Settings, fetch: Fetch, deadline: float, sleep) -> ImageResult:
@@ -85,3 +88,27 @@ def _process_one(task: ImageTask, settings: Settings, fetch: Fetch, deadline: fl
         download_ms=download_ms,
         image_bytes=image_bytes,
     )
+
+
+@dataclass(frozen=True)
+class Unrecorded:
+    """What becomes of images whose result could not be written (the writes were refused)."""
+
+    retry_soon: list[tuple[ImageResult, int]]  # (result, seconds until the message is delivered again)
+    hand_to_dead_letters: list[ImageResult]  # last delivery: the result travels to the DLQ consumer
+
+
+def settle_unrecorded(
+    refused: Sequence[ImageResult], receive_counts: dict[tuple[str, int], int], max_receives: int
+) -> Unrecorded:
+    """An image measured fine is never recorded failed because our own writes were refused: its
+    message comes back in seconds (not after the visibility timeout); on its last delivery before the
+    dead-letter queue, it is handed there with its result, which the DLQ consumer records as measured."""
+    soon, last = [], []
+    for result in refused:
+        count = receive_counts.get((result.task.job_id, result.task.index), 1)
+        if count >= max_receives:
+            last.append(result)
+        else:
+            soon.append((result, redelivery_delay_s(count)))
+    return Unrecorded(soon, last)

@@ -127,8 +127,9 @@ def _figures(c: ReportCounters) -> dict:
         "images": c.images,
         "failed_images": c.failed,
         "failure_rate": round(c.failed / c.images, 4) if c.images else None,
-        "mean_processing_ms": round(c.duration_ms / c.images, 1) if c.images else None,
-        "last_visit": max(c.days) if c.days else None,
+        # Processing time per attempt: a retried image's second attempt counts as one more.
+        "mean_processing_ms": round(c.duration_ms / c.attempts, 1) if c.attempts else None,
+        "last_visit": c.last_visit,
     }
 
 

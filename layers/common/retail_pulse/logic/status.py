@@ -36,8 +36,9 @@ def job_results(job_id: str | None, limit: int | str | None, next_token: str | N
     if after is not None and after < 0:
         raise InvalidRequest("next_token: malformed or not from this job")
     job = require_job(job_id, jobs)
-    results, more = jobs.page_results(job.job_id, after, page_size)
-    token = encode_token(job.job_id, results[-1].task.index) if more and results else None
+    # A page of a running job may hold fewer than `limit` results: the next page goes on from there.
+    results, next_after = jobs.page_results(job.job_id, after, page_size, job.total)
+    token = encode_token(job.job_id, next_after) if next_after is not None else None
     return {"job_id": job.job_id, "results": [_result_body(r) for r in results], "next_token": token}
 
 

@@ -31,6 +31,8 @@ def submit_job(
     make_job_id: Callable[[], str] = new_job_id,
     retry_of: str | None = None,  # the job whose failed images this one retries (logic/jobs.py)
 ) -> dict:
+    """Validate a job, write it, enqueue one message per image. A retry job's images are retries:
+    reports counted them (and their visits) in the job they first failed in."""
     request = parse_job_request(body, settings.max_images_per_job, InputLimits.from_settings(settings))
     job_id = make_job_id()
     created_at = utc_now()
@@ -53,14 +55,15 @@ def submit_job(
                 # Reports and visit queries: only stores of the Store Master have an area.
                 area=(store.area_code or None) if store else None,
                 visit_time_utc=visit.visit_time_utc,
-                first_in_visit=position == 0,
+                first_in_visit=position == 0 and retry_of is None,
+                retried=retry_of is not None,
             )
             index += 1
             if known:
                 to_process.append(task)
             else:
                 error = STORE_NOT_FOUND.format(store_id=visit.store_id)
-                unknown_store.append(ImageResult(task, "failed", created_at, error=error))
+                unknown_store.append(ImageResult(task, "failed", created_at, error=error, precounted=True))
 
     if specs is not None and to_process:
         specs.save(job_id, to_process)  # before the job exists: nothing can stall without its list

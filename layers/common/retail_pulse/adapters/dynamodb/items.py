@@ -1,10 +1,14 @@
-"""Plain Python values <-> DynamoDB attribute values, shared by the data-access modules."""
+"""Plain Python values <-> DynamoDB attribute values, and the shapes of the items we store."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from retail_pulse.adapters.dynamodb.keys import index_of, job_id_of, result_key, visit_partition
+from retail_pulse.domain.models import ImageResult, ImageTask, Job
+from retail_pulse.domain.rules import ERROR_TEXT_LIMIT
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -24,3 +28,78 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
             plain = int(plain) if plain == int(plain) else float(plain)
         out[key] = plain
     return out
+
+
+# -- item shapes ----------------------------------------------------------------------------------
+def result_item(r: ImageResult) -> dict[str, Any]:
+    """A result item. Results of Store Master stores also carry the visit index's keys: the index is
+    sparse, and an area's stores spread over VISIT_SHARDS partitions (keys.visit_partition)."""
+    t = r.task
+    item: dict[str, Any] = {
+        **result_key(t.job_id, t.index),
+        "store_id": t.store_id,
+        "image_url": t.image_url,
+        "visit_time": t.visit_time,
+        "status": r.status,
+        "width": r.width,
+        "height": r.height,
+        "perimeter": r.perimeter,
+        "error": r.error[:ERROR_TEXT_LIMIT] if r.error else None,
+        "processed_at": r.processed_at,
+        "duration_ms": r.duration_ms,
+        "expires_at": t.expires_at,
+        # What the stream consumer needs to count the image (it sees only this item).
+        "area": t.area,
+        "visit_time_utc": t.visit_time_utc,
+        "first_in_visit": t.first_in_visit or None,
+        "retried": t.retried or None,
+        "precounted": r.precounted or None,
+    }
+    if t.area and t.visit_time_utc:
+        item["visit_area"] = visit_partition(t.area, t.store_id)
+        item["visit_area_sk"] = f"{t.store_id}#{t.visit_time_utc}#{t.job_id}#{t.index:08d}"
+    return item
+
+
+def result_from_item(item: dict[str, Any]) -> ImageResult:
+    task = ImageTask(
+        job_id=job_id_of(item["pk"]),
+        index=index_of(item["sk"]),
+        store_id=item["store_id"],
+        image_url=item["image_url"],
+        visit_time=item["visit_time"],
+        expires_at=item.get("expires_at", 0),
+        area=item.get("area"),
+        visit_time_utc=item.get("visit_time_utc"),
+        first_in_visit=bool(item.get("first_in_visit")),
+        retried=bool(item.get("retried")),
+    )
+    return ImageResult(
+        task=task,
+        status=item["status"],
+        processed_at=item["processed_at"],
+        width=item.get("width"),
+        height=item.get("height"),
+        perimeter=item.get("perimeter"),
+        error=item.get("error"),
+        duration_ms=item.get("duration_ms"),
+        precounted=bool(item.get("precounted")),
+    )
+
+
+def job_from_item(item: dict[str, Any]) -> Job:
+    return Job(
+        job_id=item["job_id"],
+        status=item["status"],
+        total=item["total"],
+        succeeded=item["succeeded"],
+        failed=item["failed"],
+        created_at=item["created_at"],
+        finished_at=item.get("finished_at"),
+        reason=item.get("reason"),
+        cancelled=item.get("cancelled", 0),
+        callback_url=item.get("callback_url"),
+        retry_of=item.get("retry_of"),
+        retried_by=item.get("retried_by"),
+        notices_owed=frozenset(item.get("notices_owed") or ()),
+    )

@@ -1,0 +1,210 @@
+"""The stream consumer's writes: counters of jobs and reports moved by a run of streamed results, in
+one TransactWriteItems that also moves the stream shard's watermark (`COUNTED#<shard>`).
+
+Exactly once: the transaction is conditional on the watermark being below the run's first sequence
+number, and records of one stream shard arrive in order, so a run is counted once however often
+Lambda redelivers it (a retry after a crash finds the watermark moved and skips what was counted).
+Each job's update is conditional on `status = ongoing`: a run that meets an ended job is refused
+whole, and the consumer counts it again without that job's results (see logic/counting.py).
+Report counters go to one of REPORT_SHARDS partitions per area, chosen by the stream shard, so
+consumers of different shards rarely hold the same item; a report sums its shards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from retail_pulse.adapters.dynamodb.items import from_item, result_from_item, to_item
+from retail_pulse.adapters.dynamodb.jobs import store_error_items
+from retail_pulse.adapters.dynamodb.keys import (
+    AREA_SK,
+    REPORT_SHARDS,
+    counted_key,
+    job_key,
+    padded_sequence,
+    report_pk,
+    stable_shard,
+    store_sk,
+)
+from retail_pulse.adapters.dynamodb.table import TableAccess, cancellation_codes
+from retail_pulse.domain.clock import utc_now
+from retail_pulse.domain.models import Applied, ImageResult, ReportCounters, StreamedResult, Tally
+
+COUNTED_TTL_S = 3 * 86_400  # stream records live 24 h: a shard's watermark is not needed after that
+MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
+
+
+class ResultCounting(TableAccess):
+    max_updates = MAX_TRANSACTION_ITEMS - 1  # one item of each transaction is the watermark
+
+    def counted_through(self, stream_shard: str) -> str | None:
+        """The last sequence number of the shard whose result is counted (padded), or None."""
+        resp = self.retrying(
+            self.client.get_item, TableName=self.table_name, Key=to_item(counted_key(stream_shard)), ConsistentRead=True
+        )
+        return from_item(resp["Item"]).get("seq") if "Item" in resp else None
+
+    def apply(self, stream_shard: str, first_seq: str, last_seq: str, tally: Tally, deadline: float) -> Applied:
+        now = utc_now()
+        shard = stable_shard(stream_shard, REPORT_SHARDS)
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": to_item(counted_key(stream_shard)),
+                    "UpdateExpression": "SET seq = :last, expires_at = :exp",
+                    "ConditionExpression": "attribute_not_exists(seq) OR seq < :first",
+                    "ExpressionAttributeValues": to_item(
+                        {
+                            ":last": padded_sequence(last_seq),
+                            ":first": padded_sequence(first_seq),
+                            ":exp": int(time.time()) + COUNTED_TTL_S,
+                        }
+                    ),
+                }
+            }
+        ]
+        owners: list[str | None] = [None]
+        for job_id, (ok, bad) in sorted(tally.jobs.items()):
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": to_item(job_key(job_id)),
+                        # progressed_at: when the job last moved (the stall sweeper reads it).
+                        "UpdateExpression": "ADD succeeded :ok, failed :bad, remaining :done SET progressed_at = :now",
+                        "ConditionExpression": "#status = :ongoing",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": to_item(
+                            {":ok": ok, ":bad": bad, ":done": -(ok + bad), ":ongoing": "ongoing", ":now": now}
+                        ),
+                    }
+                }
+            )
+            owners.append(job_id)
+        for area, c in sorted(tally.areas.items()):
+            items.append(_counter_update(self.table_name, report_pk(area, shard), AREA_SK, c, {"area": area}))
+            owners.append(None)
+        for (area, store_id), c in sorted(tally.stores.items()):
+            fields = {"area": area, "store_id": store_id}
+            items.append(_counter_update(self.table_name, report_pk(area, shard), store_sk(store_id), c, fields))
+            owners.append(None)
+        try:
+            self.retrying(self.client.transact_write_items, TransactItems=items, deadline=deadline)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            codes = cancellation_codes(exc)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return Applied(False, counted_before=True)
+            ended = {o for o, c in zip(owners, codes, strict=False) if o and c == "ConditionalCheckFailed"}
+            if not ended:
+                raise
+            return Applied(False, ended_jobs=frozenset(ended))
+        return Applied(True)
+
+    def record_store_errors(self, results: Sequence[ImageResult], deadline: float) -> None:
+        """The first failure of each store in each job (a store's earlier error is kept)."""
+        for e in store_error_items(results):
+            self.retrying(
+                self.client.update_item,
+                TableName=self.table_name,
+                Key=to_item({"pk": e["pk"], "sk": e["sk"]}),
+                UpdateExpression="SET #error = if_not_exists(#error, :error), store_id = :store,"
+                " job_id = :job, expires_at = :exp",
+                ExpressionAttributeNames={"#error": "error"},
+                ExpressionAttributeValues=to_item(
+                    {":error": e["error"], ":store": e["store_id"], ":job": e["job_id"], ":exp": e["expires_at"]}
+                ),
+                deadline=deadline,
+            )
+
+    def advance_last_visits(self, stream_shard: str, tally: Tally, deadline: float) -> None:
+        """Each report item's `last_visit` moved forward to the run's latest visit date where it is
+        later. A maximum is idempotent, so this needs no transaction: read, then a conditional write
+        only where the date moves (a lost race is a failed condition, which is what we want)."""
+        shard = stable_shard(stream_shard, REPORT_SHARDS)
+        wanted: dict[tuple[str, str], str] = {}
+        for area, c in tally.areas.items():
+            if c.last_visit:
+                wanted[(report_pk(area, shard), AREA_SK)] = c.last_visit
+        for (area, store_id), c in tally.stores.items():
+            if c.last_visit:
+                wanted[(report_pk(area, shard), store_sk(store_id))] = c.last_visit
+        current = self._last_visits(list(wanted), deadline)
+        for (pk, sk), day in wanted.items():
+            if current.get((pk, sk)) is not None and current[(pk, sk)] >= day:
+                continue
+            # A failed condition: another consumer moved it as far or further.
+            with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+                self.retrying(
+                    self.client.update_item,
+                    TableName=self.table_name,
+                    Key=to_item({"pk": pk, "sk": sk}),
+                    UpdateExpression="SET last_visit = :day",
+                    ConditionExpression="attribute_not_exists(last_visit) OR last_visit < :day",
+                    ExpressionAttributeValues=to_item({":day": day}),
+                    deadline=deadline,
+                )
+
+    def _last_visits(self, keys: list[tuple[str, str]], deadline: float) -> dict[tuple[str, str], str | None]:
+        out: dict[tuple[str, str], str | None] = {}
+        for start in range(0, len(keys), 100):
+            pending: Mapping[str, Any] = {
+                self.table_name: {
+                    "Keys": [to_item({"pk": pk, "sk": sk}) for pk, sk in keys[start : start + 100]],
+                    "ProjectionExpression": "pk, sk, last_visit",
+                }
+            }
+            while pending:
+                resp = self.retrying(self.client.batch_get_item, RequestItems=pending, deadline=deadline)
+                for item in resp.get("Responses", {}).get(self.table_name, []):
+                    plain = from_item(item)
+                    out[(plain["pk"], plain["sk"])] = plain.get("last_visit")
+                pending = resp.get("UnprocessedKeys") or {}
+        return out
+
+
+def streamed_results(event: dict) -> tuple[str, list[StreamedResult]]:
+    """The stream shard of a Lambda DynamoDB stream event and its INSERTs of result items, in order.
+
+    Lambda names the shard (`shardId`) only in events of a mapping with a tumbling window: the
+    template gives the consumer's mapping one for that reason (each batch holds one shard's records)."""
+    shard = event.get("shardId")
+    if not shard:
+        raise ValueError("the stream event names no shardId: the event source mapping needs TumblingWindowInSeconds")
+    out = []
+    for record in event.get("Records") or []:
+        change = record.get("dynamodb") or {}
+        image = change.get("NewImage")
+        if record.get("eventName") != "INSERT" or not image:
+            continue
+        item = from_item(image)
+        if not str(item.get("sk", "")).startswith("IMG#"):
+            continue
+        out.append(StreamedResult(change["SequenceNumber"], result_from_item(item)))
+    return shard, out
+
+
+def _counter_update(table_name: str, pk: str, sk: str, c: ReportCounters, fields: dict[str, str]) -> dict:
+    # Every attribute through a name placeholder: no DynamoDB reserved word can break it.
+    adds = {"images": c.images, "failed": c.failed, "visits": c.visits, "duration_ms": c.duration_ms}
+    adds["attempts"] = c.attempts
+    names = {f"#{n}": n for n in [*fields, *adds]}
+    values = {f":{n}": v for n, v in [*fields.items(), *adds.items()]}
+    sets = ", ".join(f"#{n} = :{n}" for n in fields)
+    add = ", ".join(f"#{n} :{n}" for n in adds)
+    return {
+        "Update": {
+            "TableName": table_name,
+            "Key": to_item({"pk": pk, "sk": sk}),
+            "UpdateExpression": f"SET {sets} ADD {add}",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_item(values),
+        }
+    }

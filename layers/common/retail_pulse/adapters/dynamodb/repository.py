@@ -1,0 +1,12 @@
+"""The jobs table as the logic sees it: one repository assembled from one class per concern."""
+
+from __future__ import annotations
+
+from retail_pulse.adapters.dynamodb.counting import ResultCounting
+from retail_pulse.adapters.dynamodb.jobs import JobItems
+from retail_pulse.adapters.dynamodb.notices import NoticeItems
+from retail_pulse.adapters.dynamodb.results import ResultItems
+
+
+class DynamoJobRepository(JobItems, ResultItems, NoticeItems, ResultCounting):
+    """Jobs, results, notices and counting on one table and one client (see each base's module)."""

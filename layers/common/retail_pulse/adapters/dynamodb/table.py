@@ -1,0 +1,124 @@
+"""What every DynamoDB adapter shares: the client, paged Queries, and writes retried the way their
+failure asks for (see domain/retry.py for when).
+
+DynamoDB refuses a write for capacity (ProvisionedThroughputExceededException, ThrottlingException,
+or a transaction cancelled with ThrottlingError reasons: botocore retries none of the last) or
+because a transaction holds one of its items (TransactionConflictException, or a transaction
+cancelled with TransactionConflict reasons). Nothing was written in either case, so the same call
+is safe to repeat: it is, with jittered backoff, until the caller's deadline. A condition that fails
+is an answer, never retried.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+
+from retail_pulse.adapters.dynamodb.items import from_item
+from retail_pulse.domain.retry import DEFAULT_WRITE_BUDGET_S, WRITE_RETRY, RetryPolicy
+from retail_pulse.ports import StorageRefused
+
+THROTTLE_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+}
+CONFLICT_CODES = {"TransactionConflictException", "TransactionInProgressException"}
+TRANSIENT_CODES = {"InternalServerError", "ServiceUnavailable"}
+CANCELLATION_RETRYABLE = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+
+
+def refusal_kind(exc: Exception) -> str | None:
+    """ "conflict", "throttle" or "transient" when the call wrote nothing and may be repeated; else None."""
+    if isinstance(exc, (ConnectionError, ReadTimeoutError)):
+        return "transient"
+    if not isinstance(exc, ClientError):
+        return None
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code == "TransactionCanceledException":
+        reasons = {r.get("Code") for r in exc.response.get("CancellationReasons") or []} - {"None", None}
+        if not reasons or not reasons <= CANCELLATION_RETRYABLE:
+            return None  # a condition failed (or a validation): an answer, not a refusal
+        return "throttle" if reasons & {"ThrottlingError", "ProvisionedThroughputExceeded"} else "conflict"
+    kinds = {**dict.fromkeys(THROTTLE_CODES, "throttle"), **dict.fromkeys(CONFLICT_CODES, "conflict")}
+    return kinds.get(code) or ("transient" if code in TRANSIENT_CODES else None)
+
+
+def cancellation_codes(exc: ClientError) -> list[str]:
+    return [r.get("Code") or "None" for r in exc.response.get("CancellationReasons") or []]
+
+
+class TableAccess:
+    def __init__(self, table_name: str, client: Any | None = None, policy: RetryPolicy = WRITE_RETRY) -> None:
+        self.table_name = table_name
+        # botocore retries plain throttling a few times itself; our loop covers the rest (see above).
+        self.client = client or boto3.client(
+            "dynamodb",
+            config=Config(retries={"mode": "standard", "total_max_attempts": 3}, max_pool_connections=32),
+        )
+        self.policy = policy
+        # Refusals met since the caller last took them (for metrics and alarms): kind -> count.
+        self._refusals: collections.Counter[str] = collections.Counter()
+        self._refusals_lock = threading.Lock()
+
+    def take_refusals(self) -> dict[str, int]:
+        """Conflicts, throttles and transient errors met (retried or not) since the last call, and
+        `exhausted`: calls that gave up."""
+        with self._refusals_lock:
+            out = dict(self._refusals)
+            self._refusals.clear()
+        return out
+
+    def _count(self, kind: str) -> None:
+        with self._refusals_lock:
+            self._refusals[kind] += 1
+
+    def retrying(self, operation: Callable[..., Any], /, deadline: float | None = None, **params: Any) -> Any:
+        """`operation(**params)` repeated while DynamoDB refuses it (capacity, conflicts) and time
+        remains; raises StorageRefused when it gives up, any other error at once."""
+        if deadline is None:
+            deadline = time.monotonic() + DEFAULT_WRITE_BUDGET_S
+        delays = self.policy.delays(deadline)
+        while True:
+            try:
+                return operation(**params)
+            except (ClientError, BotoCoreError) as exc:
+                kind = refusal_kind(exc)
+                if kind is None:
+                    raise
+                self._count(kind)
+                delay = next(delays, None)
+                if delay is None:
+                    self._count("exhausted")
+                    raise StorageRefused(f"DynamoDB refused the write ({kind}): {exc}") from exc
+                time.sleep(delay)
+
+    def query_all(self, **kwargs: Any) -> Iterator[dict]:
+        """Every item a Query returns, page after page, as plain values."""
+        kwargs.setdefault("TableName", self.table_name)
+        while True:
+            resp = self.retrying(self.client.query, **kwargs)
+            yield from (from_item(i) for i in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def query_page(self, want: int, **kwargs: Any) -> tuple[list[dict], dict | None]:
+        """Up to `want` items of a Query (paging through DynamoDB's 1 MB pages), and the key to go on
+        from when there may be more (None when the Query is exhausted)."""
+        kwargs.setdefault("TableName", self.table_name)
+        out: list[dict] = []
+        while len(out) < want:
+            resp = self.retrying(self.client.query, Limit=want - len(out), **kwargs)
+            out += [from_item(i) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return out, None
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return out, kwargs.get("ExclusiveStartKey")
