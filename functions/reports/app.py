@@ -38,8 +38,12 @@ def visits(
     *,
     area: Area,
     storeid: StoreId = None,
-    startdate: Annotated[str | None, Query(description="YYYY-MM-DD or RFC 3339, inclusive, UTC.")] = None,
-    enddate: Annotated[str | None, Query(description="YYYY-MM-DD (the whole day) or RFC 3339, inclusive.")] = None,
+    startdate: Annotated[
+        str | None, Query(description="YYYY-MM-DD or an RFC 3339 date-time (as visit_time), inclusive, UTC.")
+    ] = None,
+    enddate: Annotated[
+        str | None, Query(description="YYYY-MM-DD (the whole day) or an RFC 3339 date-time, inclusive.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_VISIT_PAGE, description="Images per page.")] = DEFAULT_VISIT_PAGE,
     next_token: Annotated[str | None, Query(description="From the previous page; omit for the first.")] = None,
 ):

@@ -135,6 +135,13 @@ VALIDATION_CASES = [
     {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15T10:00:00.123456+05:30"}]},
     {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15t10:00z"}]},
     {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15T10:00:00"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15 10:00:00Z"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "2016-12-31T23:59:60Z"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "2016-12-31T23:59:60+01:00"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15T10:00:00,5Z"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "20240315T100000Z"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "2024-W11-5T10:00:00Z"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "0099-02-29T10:00:00Z"}]},
     {"count": 2, "visits": [VISIT, {**VISIT, "image_url": [VISIT["image_url"][0], "mailto:x@example.com"]}]},
 ]
 

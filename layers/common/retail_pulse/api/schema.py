@@ -28,7 +28,12 @@ class EnqueueFailedBody(ErrorBody):
 class VisitIn(BaseModel):
     store_id: str = Field(min_length=1, examples=["RP00001"])
     image_url: list[str] = Field(min_length=1, description="Absolute http(s) URLs.")
-    visit_time: str = Field(description="RFC 3339 date-time; no offset means UTC.", examples=["2024-03-15T10:00:00Z"])
+    visit_time: str = Field(
+        description="RFC 3339 date-time: `T`, `t` or a space between date and time, seconds required, "
+        "a fraction after `.`, then `Z` or `+hh:mm`/`-hh:mm` (none means UTC). A leap second (23:59:60 UTC "
+        "on a month's last day) counts as 23:59:59.999 of that day.",
+        examples=["2024-03-15T10:00:00Z"],
+    )
 
 
 class SubmitRequest(BaseModel):

@@ -106,7 +106,7 @@ def _parse_visit(raw: object, where: str, limits: InputLimits) -> Visit:
         _check_text(visit_time, f"{where}.visit_time", limits.max_visit_time_length)
     utc = parse_visit_time(visit_time)
     if utc is None:
-        raise InvalidRequest(f"{where}.visit_time: must be an ISO 8601 date-time, e.g. 2024-03-15T10:00:00Z")
+        raise InvalidRequest(f"{where}.visit_time: must be an RFC 3339 date-time, e.g. 2024-03-15T10:00:00Z")
     return Visit(store_id=store_id, image_urls=tuple(urls), visit_time=visit_time, visit_time_utc=utc)
 
 
