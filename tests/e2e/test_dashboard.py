@@ -127,6 +127,8 @@ VALIDATION_CASES = [
     {"count": 1, "visits": [{**VISIT, "image_url": ["https://example.com/a b.jpg"]}]},
     {"count": 1, "visits": [{**VISIT, "image_url": ["https://example.com:99999/a.jpg"]}]},
     {"count": 1, "visits": [{**VISIT, "image_url": ["HTTPS://user@[::1]:8080/a.jpg"]}]},
+    {"count": 1, "visits": [{**VISIT, "image_url": ["https://example.com/a.jpg", "http://u:p@example.com/b.jpg"]}]},
+    {"count": 1, "visits": [{**VISIT, "image_url": ["http://example.com/a@b.jpg?c=d@e#f@g"]}]},
     {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15"}]},
     {"count": 1, "visits": [{**VISIT, "visit_time": "2024-02-30T10:00:00Z"}]},
     {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15T25:00:00Z"}]},

@@ -52,6 +52,12 @@ export function isHttpUrl(value) {
   return host.length > 0;
 }
 
+/** Whether the URL's authority carries a userinfo part (`user:password@`, `token@`): the API refuses it. */
+export function hasCredentials(value) {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(value);
+  return m !== null && m[1].includes("@");
+}
+
 /** null when the job would be accepted, else the message the API would answer with. */
 export function validateJob(data) {
   if (data === null || typeof data !== "object" || Array.isArray(data)) return "body: expected a JSON object";
@@ -82,6 +88,7 @@ function validateVisit(visit, where) {
   if (!Array.isArray(urls) || urls.length === 0) return `${where}.image_url: must be a non-empty list of URLs`;
   for (let j = 0; j < urls.length; j++) {
     if (!isHttpUrl(urls[j])) return `${where}.image_url[${j}]: must be an absolute http(s) URL`;
+    if (hasCredentials(urls[j])) return `${where}.image_url[${j}]: must not contain credentials (user:password@)`;
   }
   if (!isVisitTime(visit.visit_time)) {
     return `${where}.visit_time: must be an RFC 3339 date-time, e.g. 2024-03-15T10:00:00Z`;

@@ -78,6 +78,7 @@ def parse_job_request(body: str | None, max_images: int, limits: InputLimits | N
         raise InvalidRequest("callback_url: must be an absolute http(s) URL")
     if callback_url is not None:
         _check_text(callback_url, "callback_url", limits.max_url_length)
+        _check_no_credentials(callback_url, "callback_url")
     return JobRequest(visits=tuple(parsed), callback_url=callback_url)
 
 
@@ -101,6 +102,7 @@ def _parse_visit(raw: object, where: str, limits: InputLimits) -> Visit:
             _check_text(url, f"{where}.image_url[{j}]", limits.max_url_length)
         if not is_http_url(url):
             raise InvalidRequest(f"{where}.image_url[{j}]: must be an absolute http(s) URL")
+        _check_no_credentials(url, f"{where}.image_url[{j}]")
     visit_time = raw["visit_time"]
     if isinstance(visit_time, str):
         _check_text(visit_time, f"{where}.visit_time", limits.max_visit_time_length)
@@ -127,3 +129,29 @@ def is_http_url(value: object) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _check_no_credentials(url: str, where: str) -> None:
+    # A URL's userinfo is never sent (safe_http sends no Authorization), but it would be stored and
+    # shown back in results, status errors and notices: refuse it, and do not echo the URL.
+    if has_credentials(url):
+        raise InvalidRequest(f"{where}: must not contain credentials (user:password@)")
+
+
+def has_credentials(url: str) -> bool:
+    """True when the URL's authority has a userinfo part (`user:password@`, `token@`, even `@`)."""
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return "@" in url
+
+
+def without_credentials(url: str) -> str:
+    """The URL as it may be shown (errors, logs): its userinfo, if any, removed."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(malformed URL)"
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
