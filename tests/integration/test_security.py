@@ -72,6 +72,42 @@ def test_a_job_at_every_limit_is_accepted(stack, monkeypatch):
     assert status == 201, body
 
 
+# -- echoed input values are bounded ----------------------------------------------------------------
+
+ECHO_LIMIT = 64  # characters of an input value an error may show
+HUGE = "9" * 3000
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "field"),
+    [
+        (
+            "POST",
+            "/api/submit",
+            {"body": '{"count": 1' + "0" * 400 + ', "visits": [' + json.dumps(GOOD_VISIT) + "]}"},
+            "count",
+        ),
+        ("POST", "/api/submit", {"body": json.dumps({"count": -(10**300), "visits": [GOOD_VISIT]})}, "count"),
+        ("GET", "/api/status", {"query": {"jobid": HUGE}}, "jobid"),
+        ("GET", "/api/results", {"query": {"jobid": HUGE}}, "jobid"),
+        ("POST", "/api/jobs/cancel", {"query": {"jobid": HUGE}}, "jobid"),
+        ("GET", "/api/visits", {"query": {"area": HUGE}}, "area"),
+        ("GET", "/api/visits", {"query": {"area": "7100015", "storeid": HUGE}}, "storeid"),
+        ("GET", "/api/reports/stores", {"query": {"area": HUGE}}, "area"),
+    ],
+    ids=["count 10**400", "count -10**300", "status", "results", "cancel", "visits area", "visits store", "report"],
+)
+def test_an_echoed_input_value_is_cut_to_64_characters(stack, method, path, kwargs, field):
+    status, body = stack.api(method, path, **kwargs)
+    assert status == 400, body
+    message = body["error"]
+    assert message.startswith(f"{field}: ")
+    longest_run = max(len(run) for run in message.replace("-", "9").replace("0", "9").split(" "))
+    assert longest_run <= ECHO_LIMIT + 1, message  # the value, then "…" when it was cut
+    assert len(message) <= 160, message
+    record("input: huge values (count 10**400, 3,000-character ids) echoed at most 64 characters", 1)
+
+
 # -- credentials in URLs -----------------------------------------------------------------------------
 
 SECRET = "s3cr3t-pa55"  # noqa: S105 - what must never be stored or echoed

@@ -10,6 +10,19 @@ from retail_pulse.domain.clock import parse_visit_time
 from retail_pulse.domain.errors import InvalidRequest, RequestTooLarge
 from retail_pulse.domain.models import JobRequest, Visit
 
+# An error names the field and may show the value it got, but never more than this of it: a
+# 400-digit `count` or a 3,000-character id must not come back (or go to the logs) whole.
+ECHO_CHARS = 64
+
+
+def echo(value: object) -> str:
+    """`value` as an error message may show it: its first ECHO_CHARS characters, "…" when cut."""
+    try:
+        text = str(value)
+    except ValueError:  # an int past Python's limit for str() (json.loads stops those before us)
+        return "(a number too long to show)"
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+
 
 @dataclass(frozen=True)
 class InputLimits:
@@ -63,7 +76,7 @@ def parse_job_request(body: str | None, max_images: int, limits: InputLimits | N
     if len(visits) > limits.max_visits:
         raise RequestTooLarge(f"visits: a job may hold at most {limits.max_visits} visits")
     if count != len(visits):
-        raise InvalidRequest(f"count: {count} does not match the number of visits ({len(visits)})")
+        raise InvalidRequest(f"count: {echo(count)} does not match the number of visits ({len(visits)})")
 
     parsed = []
     images = 0
