@@ -23,8 +23,9 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	@touch $(STAMP)
 
+# State (DynamoDB, S3, SNS, queued messages) is kept in .local/state/ across restarts; FRESH=1 starts empty.
 run: $(STAMP)
-	$(PY) -m local_stack --port $(PORT)
+	$(PY) -m local_stack --port $(PORT) $(if $(FRESH),--fresh)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -58,7 +59,7 @@ deploy-check: $(STAMP) $(SAM_STAMP)
 
 # The bundled sample job through a local stack started for the occasion, with a live progress bar.
 demo: $(STAMP)
-	@$(PY) -m local_stack --port $(PORT) > .local-stack.log 2>&1 & pid=$$!; \
+	@$(PY) -m local_stack --port $(PORT) --no-state > .local-stack.log 2>&1 & pid=$$!; \
 	trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; \
 	for i in $$(seq 120); do grep -q "Local stack ready" .local-stack.log && break; sleep 0.5; done; \
 	$(PY) -m retail_pulse_cli --base-url http://127.0.0.1:$(PORT) submit examples/sample_job.json --wait; \

@@ -23,6 +23,7 @@ from .event_source import SqsEventSource
 from .functions import FunctionPool
 from .gateway import INTEGRATION_TIMEOUT_S, Gateway
 from .samples import serve_sample
+from .state import DEFAULT_INTERVAL_S, StateDir, StateKeeper
 from .stream_source import StreamEventSource
 from .topics import PREFIX as TOPICS_PREFIX
 from .topics import TopicInbox
@@ -44,6 +45,9 @@ class Options:
     integration_timeout: float = INTEGRATION_TIMEOUT_S  # API Gateway's; tests shorten it
     aws_limits: LimitsConfig | None = field(default_factory=LimitsConfig)  # None: moto never refuses
     template: Path | None = None  # default: template.yaml (tests run others)
+    state_dir: Path | None = None  # where the AWS side is kept across restarts (state.py); None: nowhere
+    fresh: bool = False  # discard what state_dir holds and start empty
+    state_interval: float = DEFAULT_INTERVAL_S  # seconds between saves
 
 
 def parse_rate(expression: str) -> float | None:
@@ -57,22 +61,34 @@ def parse_rate(expression: str) -> float | None:
 class LocalStack:
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.aws = AwsEndpoint(options.host, options.aws_limits).start()
+        state = StateDir(options.state_dir).claim() if options.state_dir else None
+        if state and options.fresh:
+            state.wipe()
+        self.aws = AwsEndpoint(options.host, options.aws_limits, state.moto_file if state else None).start()
         config = Config(retries={"mode": "standard"})
         if options.template:
             self.stack = Stack.from_file(options.template, options.parameter_overrides, prefix="local")
         else:
             self.stack = Stack(parameters=options.parameter_overrides, prefix="local")
-        self.stack.provision(
-            self.aws.client("dynamodb", config=config),
-            self.aws.client("sqs", config=config),
-            self.aws.client("s3", config=config),
-            self.aws.client("sns", config=config),
-        )
+        try:
+            self.stack.provision(
+                self.aws.client("dynamodb", config=config),
+                self.aws.client("sqs", config=config),
+                self.aws.client("s3", config=config),
+                self.aws.client("sns", config=config),
+                existing_ok=bool(self.aws.moto_restored and self.aws.moto_restored.ok),
+            )
+        except ValueError as exc:  # a restored table that the template has changed since
+            self.aws.stop()
+            raise SystemExit(f"{exc}: the state in {options.state_dir} is from another template; use --fresh") from None
         # SNS topics (e.g. JobEventsTopic) are readable at GET /_local/topics/<LogicalId>.
         self.topics = TopicInbox(options.host)
         for logical in self.stack.of_type("AWS::SNS::Topic"):
             self.topics.subscribe(self.aws.client("sns", config=config), logical, self.stack.refs[logical])
+        # Saved messages go back in their queues before any event source reads them.
+        self.state = StateKeeper(state, self.aws, self.topics, options.state_interval) if state else None
+        if self.state:
+            self.state.restore(options.fresh)
         if options.visibility_timeout is not None:
             for queue in self.aws.sqs.queues.values():
                 queue.attributes["VisibilityTimeout"] = str(options.visibility_timeout)
@@ -177,6 +193,8 @@ class LocalStack:
             stream.start()
         self._server = self.gateway.serve(self.options.host, self.options.port)
         threading.Thread(target=self._server.serve_forever, name="api", daemon=True).start()
+        if self.state:
+            self.state.start()
         return self
 
     @property
@@ -190,6 +208,7 @@ class LocalStack:
             f"try {self.url}/api/health)",
             f"AWS endpoint {self.aws.moto_url}  (moto: DynamoDB, S3, ...; SQS at {self.aws.sqs_url})",
             f"AWS limits   {self._limits_banner()}",
+            f"State        {self._state_banner()}",
             f"Samples      {self.url}/samples/shelf.jpg",
             f"SNS topics   {self.url}{TOPICS_PREFIX}<LogicalId>  (messages moto delivered, e.g. JobEventsTopic)",
         ]
@@ -204,6 +223,14 @@ class LocalStack:
             lines.append(f"  {stream.describe()}")
         lines.append(json.dumps({"tables": self.stack.refs.get("JobsTable")}))
         return "\n".join(lines)
+
+    def _state_banner(self) -> str:
+        if self.state is None:
+            return "not kept (--no-state): everything is gone when the stack stops"
+        return (
+            f"{self.state.state.path}  {self.state.summary}; saved every {self.options.state_interval:g} s "
+            "and on Ctrl-C (--fresh starts empty)"
+        )
 
     def _limits_banner(self) -> str:
         limits = self.options.aws_limits
@@ -222,5 +249,11 @@ class LocalStack:
             self._server.server_close()
         for pool in self.pools.values():
             pool.stop()
+        if self.state:
+            # Nothing runs any more: this save is consistent (messages in flight are visible again).
+            try:
+                self.state.stop()
+            except Exception as exc:  # the stack still stops; the last periodic save remains
+                print(f"state: the final save to {self.state.state.path} failed: {exc}", flush=True)
         self.topics.stop()
         self.aws.stop()

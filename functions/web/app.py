@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Annotated
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 
-from retail_pulse.api.responses import json_response, register_error_handlers
+from retail_pulse.api.responses import ApiResolver, json_response, register_error_handlers
 
 STATIC = Path(__file__).with_name("static")
 PAGE = "index.html"
@@ -107,7 +107,7 @@ def page() -> StaticFile:
 
 
 logger = Logger()
-app = APIGatewayRestResolver(enable_validation=True)
+app = ApiResolver(enable_validation=True)
 register_error_handlers(app, logger)
 
 
