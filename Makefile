@@ -15,7 +15,7 @@ SAM_STAMP := $(SAM_VENV)/.installed
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PATH="$(dir $(PYTHON312)):$$PATH" \
 	$(SAM_VENV)/bin/sam
 
-.PHONY: run test test-fast lint format openapi deploy-check demo bench clean
+.PHONY: run sam-local test test-fast lint format openapi deploy-check demo bench clean
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt
 
 run: $(STAMP)
 	$(PY) -m local_stack --port $(PORT)
+
+# The API in SAM CLI's emulator (Lambda containers; needs a container engine), the rest in the local
+# stack: README "sam local start-api". SAM on $(PORT), the local stack (samples, topics) on PORT+1.
+sam-local: $(STAMP) $(SAM_STAMP)
+	$(PY) -m tools.sam_local --port $(PORT) --sam $(SAM_VENV)/bin/sam
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

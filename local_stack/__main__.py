@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .dynamodb_limits import LimitsConfig
 from .gateway import INTEGRATION_TIMEOUT_S
@@ -51,6 +52,17 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="API Gateway's integration timeout: a slower function's caller gets 504 (default: %(default)s)",
     )
+    parser.add_argument(
+        "--no-api",
+        action="store_true",
+        help="serve no API route (for `make sam-local`: sam local start-api serves them); the rest runs",
+    )
+    parser.add_argument(
+        "--write-env",
+        type=Path,
+        metavar="FILE",
+        help="write each function's environment to FILE (JSON: logical id -> variables)",
+    )
     limits = parser.add_argument_group("AWS limits", "a model of DynamoDB's limits in front of moto (on by default)")
     limits.add_argument("--no-aws-limits", action="store_true", help="moto as it is (also LOCAL_AWS_LIMITS=off)")
     limits.add_argument(
@@ -76,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         api_keys=args.api_key,
         integration_timeout=args.integration_timeout,
         aws_limits=aws_limits(args),
+        no_api=args.no_api,
+        env_file=args.write_env,
     )
     stack = LocalStack(options).start()
     stopped = threading.Event()

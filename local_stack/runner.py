@@ -107,8 +107,10 @@ class RunningStack:
             self.process.kill()
 
 
-def start_local_stack(log_dir: Path, *args: str, env: dict | None = None, startup_timeout: float = 90) -> RunningStack:
-    port = free_port()
+def start_local_stack(
+    log_dir: Path, *args: str, env: dict | None = None, startup_timeout: float = 90, port: int | None = None
+) -> RunningStack:
+    port = port or free_port()
     log = Path(log_dir) / f"local-stack-{port}.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "local_stack", "--port", str(port), *args],
