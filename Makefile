@@ -60,6 +60,10 @@ deploy-check: $(STAMP) $(SAM_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint
 	$(SAM) build
+	@# The layer as layers/common/Makefile builds it: bytecode for python3.12, no botocore of its own.
+	@test ! -e .aws-sam/build/CommonLayer/python/botocore || { echo "deploy-check: the layer ships botocore" >&2; exit 1; }
+	@ls .aws-sam/build/CommonLayer/python/retail_pulse/__pycache__/*.cpython-312.pyc >/dev/null 2>&1 || \
+		{ echo "deploy-check: the layer ships no bytecode" >&2; exit 1; }
 
 # The bundled sample job through a local stack started for the occasion, with a live progress bar.
 demo: $(STAMP)

@@ -32,7 +32,7 @@ def _local_envs() -> dict[str, dict[str, str]]:
 def test_setting_names_are_the_settings_models_fields():
     from retail_pulse.settings import Settings
 
-    assert list(setting_names()) == [name.upper() for name in Settings.model_fields]
+    assert list(setting_names()) == [name.upper() for name in Settings.field_names()]
     assert {"ALLOW_PRIVATE_IMAGE_HOSTS", "CALLBACK_SIGNING_SECRET", "DOWNLOAD_ATTEMPTS"} <= set(setting_names())
 
 

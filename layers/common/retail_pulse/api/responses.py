@@ -9,7 +9,6 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConf
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from retail_pulse.domain.errors import DomainError
-from retail_pulse.settings import get_settings
 
 # Request headers a browser may send to the API (Powertools adds Content-Type, X-Api-Key and AWS's own).
 CORS_ALLOW_HEADERS = ["Content-Type", "x-api-key", "Idempotency-Key"]
@@ -29,6 +28,9 @@ class ConfiguredCors(CORSConfig):
     def allowed_origin(self, extracted_origin: str | None) -> str | None:
         if not extracted_origin:
             return None
+        # Imported on first use: the settings model is pydantic, which the dashboard function never loads.
+        from retail_pulse.settings import get_settings
+
         configured = get_settings().cors_allow_origin
         if configured == "*":
             return "*"
