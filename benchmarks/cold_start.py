@@ -12,6 +12,7 @@ Times are the child's CPU time (`--clock wall` for elapsed): this 2-core machine
 core of its own is what the measurement stands in for.
 
     taskset -c 0 .venv/bin/python benchmarks/cold_start.py [--layer DIR] [--runs 5] [--markdown]
+        [--baseline OLD_LAYER OLD_FUNCTIONS]   # a before/after comparison, runs interleaved
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,54 +91,72 @@ def first_client(logical: str, stack: Stack) -> str:
     return "dynamodb" if stack.resources[logical]["Properties"].get("Policies") else ""
 
 
-def measure(
-    python: str, layer: Path, runtime: Path, runs: int, *, clock: str = "cpu", functions: Path | None = None
-) -> list[dict]:
+@dataclass(frozen=True)
+class Build:
+    """What is measured: a built layer's python/ folder and a functions/ folder."""
+
+    layer: Path
+    functions: Path = ROOT / "functions"
+
+
+def _child_env(
+    name: str, env: dict[str, str], memory: int, *, code: Path, layer: Path, runtime: Path
+) -> dict[str, str]:
+    return {
+        **{k: str(v) for k, v in env.items()},
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join([str(code), str(layer), str(runtime)]),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LAMBDA_TASK_ROOT": str(code),  # Powertools' Tracer stays on only inside Lambda
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "cold-start",
+        "AWS_SECRET_ACCESS_KEY": "cold-start",
+    }
+
+
+def _row(name: str, memory: int, samples: list[dict]) -> dict:
+    totals = [s["import_s"] + s["client_s"] for s in samples]
+    init = statistics.median(totals)
+    factor = max(1.0, FULL_VCPU_MB / memory)
+    return {
+        "function": name,
+        "memory_mb": memory,
+        "import_s": statistics.median(s["import_s"] for s in samples),
+        "client_s": statistics.median(s["client_s"] for s in samples),
+        "init_s": init,
+        "init_min_s": min(totals),
+        "factor": factor,
+        "estimated_s": init * factor,
+        "heavy": samples[-1]["heavy"],
+    }
+
+
+def measure(python: str, builds: list[Build], runtime: Path, runs: int, clock: str = "cpu") -> list[list[dict]]:
+    """One table per build. Runs alternate between the builds (ABAB...), so that a machine shared
+    with other work loads every build alike."""
     stack = Stack()
-    rows = []
+    tables: list[list[dict]] = [[] for _ in builds]
     for name, (env, spec) in function_envs().items():
-        code = Path(spec.code_uri) if functions is None else functions / Path(spec.code_uri).name
         module = spec.handler.rsplit(".", 1)[0]
-        child_env = {
-            **{k: str(v) for k, v in env.items()},
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": os.pathsep.join([str(code), str(layer), str(runtime)]),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "LAMBDA_TASK_ROOT": str(code),
-            "AWS_LAMBDA_FUNCTION_NAME": name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "cold-start",
-            "AWS_SECRET_ACCESS_KEY": "cold-start",
-        }
-        samples = []
+        samples: list[list[dict]] = [[] for _ in builds]
         for _ in range(runs):
-            out = subprocess.run(
-                # -S: no site-packages of the machine's Python (only code, layer and runtime).
-                [python, "-S", "-c", PROBE, module, first_client(name, stack), clock],
-                cwd=code, env=child_env, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if out.returncode != 0:
-                raise SystemExit(f"{name}: {out.stderr[-3000:]}")
-            samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        totals = [s["import_s"] + s["client_s"] for s in samples]
-        init = statistics.median(totals)
-        factor = max(1.0, FULL_VCPU_MB / spec.memory)
-        rows.append(
-            {
-                "function": name,
-                "memory_mb": spec.memory,
-                "import_s": statistics.median(s["import_s"] for s in samples),
-                "client_s": statistics.median(s["client_s"] for s in samples),
-                "init_s": init,
-                "init_min_s": min(totals),
-                "factor": factor,
-                "estimated_s": init * factor,
-                "heavy": samples[-1]["heavy"],
-            }
-        )
-    return rows
+            for i, build in enumerate(builds):
+                code = build.functions / Path(spec.code_uri).name
+                out = subprocess.run(
+                    # -S: no site-packages of the machine's Python (only code, layer and runtime).
+                    [python, "-S", "-c", PROBE, module, first_client(name, stack), clock],
+                    cwd=code, env=_child_env(name, env, spec.memory, code=code, layer=build.layer, runtime=runtime),
+                    capture_output=True, text=True, check=False,
+                )  # fmt: skip
+                if out.returncode != 0:
+                    raise SystemExit(f"{name}: {out.stderr[-3000:]}")
+                samples[i].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        for i in range(len(builds)):
+            tables[i].append(_row(name, spec.memory, samples[i]))
+    return tables
 
 
 def markdown(rows: list[dict]) -> str:
@@ -158,9 +178,16 @@ def markdown(rows: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layer", type=Path, default=DEFAULT_LAYER, help="built layer's python/ (sam build)")
+    parser.add_argument("--functions", type=Path, default=ROOT / "functions", help="the functions/ folder")
+    parser.add_argument(
+        "--baseline",
+        nargs=2,
+        type=Path,
+        metavar=("LAYER", "FUNCTIONS"),
+        help="also measure this build (e.g. an older commit's), runs interleaved with the current one",
+    )
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--functions", type=Path, help="another functions/ folder (e.g. an older commit's)")
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table (BENCHMARKS.md)")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables (BENCHMARKS.md)")
     parser.add_argument(
         "--clock",
         choices=("cpu", "wall"),
@@ -169,16 +196,19 @@ def main() -> int:
         "other work shares this machine's; wall: elapsed time",
     )
     args = parser.parse_args()
-    if not args.layer.is_dir():
-        raise SystemExit(f"cold_start: no built layer at {args.layer} (make build)")
+    builds = [Build(args.layer.resolve(), args.functions.resolve())]
+    if args.baseline:
+        builds.insert(0, Build(args.baseline[0].resolve(), args.baseline[1].resolve()))
+    for build in builds:
+        if not build.layer.is_dir():
+            raise SystemExit(f"cold_start: no built layer at {build.layer} (sam build)")
     python = python312()
-    rows = measure(
-        python, args.layer.resolve(), runtime_dir(python), args.runs, clock=args.clock, functions=args.functions
-    )
-    if args.markdown:
-        print(markdown(rows))
-    else:
-        print(json.dumps(rows, indent=2))
+    tables = measure(python, builds, runtime_dir(python), args.runs, args.clock)
+    for build, rows in zip(builds, tables, strict=True):
+        if args.markdown:
+            print(f"\n{build.layer} + {build.functions}:\n\n{markdown(rows)}")
+        else:
+            print(json.dumps({"layer": str(build.layer), "functions": str(build.functions), "rows": rows}, indent=2))
     return 0
 
 
