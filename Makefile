@@ -15,7 +15,7 @@ SAM_STAMP := $(SAM_VENV)/.installed
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PATH="$(dir $(PYTHON312)):$$PATH" \
 	$(SAM_VENV)/bin/sam
 
-.PHONY: run test test-fast lint format openapi deploy-check demo bench clean
+.PHONY: run sam-local test test-fast lint format openapi deploy-check demo bench clean
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt
 # State (DynamoDB, S3, SNS, queued messages) is kept in .local/state/ across restarts; FRESH=1 starts empty.
 run: $(STAMP)
 	$(PY) -m local_stack --port $(PORT) $(if $(FRESH),--fresh)
+
+# The API in SAM CLI's emulator (Lambda containers; needs a container engine), the rest in the local
+# stack: README "sam local start-api". SAM on $(PORT), the local stack (samples, topics) on PORT+1.
+sam-local: $(STAMP) $(SAM_STAMP)
+	$(PY) -m tools.sam_local --port $(PORT) --sam $(SAM_VENV)/bin/sam
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -56,6 +61,10 @@ deploy-check: $(STAMP) $(SAM_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint
 	$(SAM) build
+	@# The layer as layers/common/Makefile builds it: bytecode for python3.12, no botocore of its own.
+	@test ! -e .aws-sam/build/CommonLayer/python/botocore || { echo "deploy-check: the layer ships botocore" >&2; exit 1; }
+	@ls .aws-sam/build/CommonLayer/python/retail_pulse/__pycache__/*.cpython-312.pyc >/dev/null 2>&1 || \
+		{ echo "deploy-check: the layer ships no bytecode" >&2; exit 1; }
 
 # The bundled sample job through a local stack started for the occasion, with a live progress bar.
 demo: $(STAMP)

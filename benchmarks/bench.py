@@ -33,6 +33,7 @@ from local_stack import moto_patches  # noqa: E402
 from local_stack.runner import start_local_stack  # noqa: E402
 
 EXPECTED_MAX_OF_TEN_SLEEPS = 0.1 + 0.3 * 10 / 11  # E[max of 10 uniform(0.1, 0.4)] = 0.3727 s
+KEPT_SECTION = "## Cold start (INIT)"
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
@@ -338,7 +339,11 @@ def main() -> int:
         *cost_per_thousand(median_batch_seconds),
         "",
     ]
-    Path(args.output).write_text("\n".join(report))
+    # Sections other tools write (benchmarks/cold_start.py: "Cold start (INIT)") are kept.
+    output = Path(args.output)
+    previous = output.read_text() if output.exists() else ""
+    kept = previous[previous.index(KEPT_SECTION) :] if KEPT_SECTION in previous else ""
+    output.write_text("\n".join(report) + ("\n" + kept if kept else ""))
     print(f"written to {args.output}")
     with contextlib.suppress(OSError):
         for f in log_dir.iterdir():

@@ -230,6 +230,9 @@ class Stack:
         self.refs[logical] = name
         self.attrs[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
         if existing_ok and _existing_table(dynamodb, name, props):
+            if props.get("StreamSpecification"):  # restored with its stream: the sources need its ARN
+                described = dynamodb.describe_table(TableName=name)["Table"]
+                self.attrs[(logical, "StreamArn")] = described["LatestStreamArn"]
             return
         kwargs: dict[str, Any] = {
             "TableName": name,

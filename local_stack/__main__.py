@@ -70,6 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         metavar="S",
         help="seconds between saves while running (default %(default)s; also saved on Ctrl-C/SIGTERM)",
     )
+    parser.add_argument(
+        "--no-api",
+        action="store_true",
+        help="serve no API route (for `make sam-local`: sam local start-api serves them); the rest runs",
+    )
+    parser.add_argument(
+        "--write-env",
+        type=Path,
+        metavar="FILE",
+        help="write each function's environment to FILE (JSON: logical id -> variables)",
+    )
     limits = parser.add_argument_group("AWS limits", "a model of DynamoDB's limits in front of moto (on by default)")
     limits.add_argument("--no-aws-limits", action="store_true", help="moto as it is (also LOCAL_AWS_LIMITS=off)")
     limits.add_argument(
@@ -102,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=None if args.no_state else args.state_dir.expanduser().resolve(),
         fresh=args.fresh,
         state_interval=args.state_interval,
+        no_api=args.no_api,
+        env_file=args.write_env,
     )
     try:
         stack = LocalStack(options).start()

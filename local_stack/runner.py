@@ -112,10 +112,12 @@ class RunningStack:
             self.process.kill()
 
 
-def start_local_stack(log_dir: Path, *args: str, env: dict | None = None, startup_timeout: float = 90) -> RunningStack:
+def start_local_stack(
+    log_dir: Path, *args: str, env: dict | None = None, startup_timeout: float = 90, port: int | None = None
+) -> RunningStack:
     """Tests and benchmarks start from nothing and keep nothing (`--no-state`), never touching the
     developer's `.local/state/`, unless `args` name a `--state-dir` of their own."""
-    port = free_port()
+    port = port or free_port()
     log = Path(log_dir) / f"local-stack-{port}.log"
     if "--state-dir" not in args and "--no-state" not in args:
         args = ("--no-state", *args)

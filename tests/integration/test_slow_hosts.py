@@ -12,7 +12,7 @@ from reliability import record
 
 from devkit.slow_hosts import DripServer
 
-FUNCTION_TIMEOUT_S = 8  # the invocation's Timeout; process_image keeps 5 s of it for the write
+FUNCTION_TIMEOUT_S = 12  # the invocation's Timeout; process_image keeps 8 s of it for the writes and their hand-over
 
 
 def test_a_dripping_host_does_not_take_the_good_images_of_its_batch_down(stack, image_server, monkeypatch):
@@ -43,4 +43,4 @@ def test_a_dripping_host_does_not_take_the_good_images_of_its_batch_down(stack, 
     assert [by_url[u]["perimeter"] for u in good] == [2 * (10 + i + 5) for i in range(9)]
     _, status = stack.api("GET", "/api/status", query={"jobid": job_id})
     assert status["status"] == "failed" and status["progress"]["processed"] == len(urls)
-    record("process_image: a dripping host in a batch of good images (8 s Lambda timeout)", len(urls))
+    record("process_image: a dripping host in a batch of good images (12 s Lambda timeout)", len(urls))

@@ -14,7 +14,6 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from retail_pulse.domain.errors import DomainError, InvalidRequest
-from retail_pulse.settings import get_settings
 
 # Request headers a browser may send to the API (Powertools adds Content-Type, X-Api-Key and AWS's own).
 CORS_ALLOW_HEADERS = ["Content-Type", "x-api-key", "Idempotency-Key"]
@@ -34,6 +33,9 @@ class ConfiguredCors(CORSConfig):
     def allowed_origin(self, extracted_origin: str | None) -> str | None:
         if not extracted_origin:
             return None
+        # Imported on first use: the dashboard's function never loads the settings module.
+        from retail_pulse.settings import get_settings
+
         configured = get_settings().cors_allow_origin
         if configured == "*":
             return "*"
