@@ -5,8 +5,10 @@ from __future__ import annotations
 from retail_pulse.adapters.dynamodb.counting import ResultCounting
 from retail_pulse.adapters.dynamodb.jobs import JobItems
 from retail_pulse.adapters.dynamodb.notices import NoticeItems
+from retail_pulse.adapters.dynamodb.parking import ParkedImages
 from retail_pulse.adapters.dynamodb.results import ResultItems
 
 
-class DynamoJobRepository(JobItems, ResultItems, NoticeItems, ResultCounting):
-    """Jobs, results, notices and counting on one table and one client (see each base's module)."""
+class DynamoJobRepository(JobItems, ResultItems, NoticeItems, ResultCounting, ParkedImages):
+    """Jobs, results, notices, counting and parked images on one table and one client (see each
+    base's module)."""
