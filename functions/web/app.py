@@ -34,6 +34,7 @@ SCRIPT_MODULES = (
     "views-submit.js",
     "views-jobs.js",
     "views-job.js",
+    "views-control.js",
     "views-results.js",
     "views-areas.js",
     "views-settings.js",
