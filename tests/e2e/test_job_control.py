@@ -31,7 +31,7 @@ def slow():
 
 @pytest.fixture
 def slower():
-    running = Server(image_delay_s=1.0)
+    running = Server(image_delay_s=0.8)  # under the stack's 1 s read timeout
     yield running
     running.close()
 

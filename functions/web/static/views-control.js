@@ -6,7 +6,7 @@ import { api, apiErrorText } from "./api.js?v=__ASSET_VERSION__";
 import { $, el, showMessage } from "./dom.js?v=__ASSET_VERSION__";
 import { fmtDuration, fmtNumber, fmtTime } from "./format.js?v=__ASSET_VERSION__";
 
-const FEED_ROWS = 50; // the feed table keeps the newest 50 rows (the count covers them all)
+const FEED_ROWS = 20; // the feed table keeps the newest 20 rows (the count covers them all)
 const LIVE = ["ongoing", "paused"];
 
 export const control = {
@@ -17,6 +17,7 @@ export const control = {
   seen: new Set(),
   feedDone: false,
   feedBusy: false,
+  jobEnded: false,
   onChange: null, // the job view's re-poll, after an action
 
   open(jobId, onChange) {
@@ -36,6 +37,7 @@ export const control = {
 
   render(job) {
     const status = job ? job.status : null;
+    this.jobEnded = Boolean(job) && !LIVE.includes(status);
     $("job-pause").disabled = status !== "ongoing";
     $("job-resume").disabled = status !== "paused";
     $("job-cancel").disabled = !LIVE.includes(status);
@@ -94,14 +96,18 @@ export const control = {
         });
         if (generation !== this.generation) return;
         this.since = body.next_since;
-        this.append(body.results);
         if (body.done) this.feedDone = true;
+        this.append(body.results);
         if (body.done || body.results.length < 500) break;
       }
     } catch (e) {
       if (generation === this.generation) $("feed-summary").textContent = apiErrorText(e);
     } finally {
       if (generation === this.generation) this.feedBusy = false;
+    }
+    // The job view stops polling once the job has ended: the feed goes on until it has handed out all.
+    if (generation === this.generation && this.jobEnded && !this.feedDone) {
+      setTimeout(() => generation === this.generation && this.pollFeed(), 500);
     }
   },
 
