@@ -331,3 +331,40 @@ def test_labels_are_kept_listed_by_and_shown(lifecycle, urls):
     for labels in ({str(i): "v" for i in range(11)}, {"bad key": "v"}, {"k": 1}, ["k"], {"k": "x" * 129}):
         code, error = stack.api("POST", "/api/submit", body={"count": 1, "visits": [visit([url])], "labels": labels})
         assert code == 400 and error["error"].startswith("labels"), error
+
+
+def test_runs_of_one_job_from_two_stream_shards_take_contiguous_feed_positions(lifecycle, urls, monkeypatch):
+    """Shard A reads the job's feed position, shard B's run commits first: A's conditional update
+    fails on `feed_seq`, A reads again and commits after B; the feed has no gap and no overlap."""
+    stack = lifecycle
+    job_id = submit(stack, [visit(urls("shards", 4))])
+    jobs = handler_kit.jobs()
+    tasks = [task_from_message(m["Body"]) for m in stack.receive()]
+    from retail_pulse.logic.counting import tally_of
+
+    results = [ImageResult(t, "succeeded", "2024-01-01T00:00:00.000Z", 1, 1, 4) for t in tasks]
+    jobs.record_results(results)  # counted below by hand, as two shards would (the stream is not pumped)
+    real = jobs._feed_states
+    stale = real([job_id], 1e12)  # what shard A read
+    calls = []
+
+    def feed_states_of_shard_a(job_ids, deadline):
+        calls.append(1)
+        if len(calls) == 1:
+            # Shard B counts its run between A's read and A's transaction.
+            assert jobs.apply("shard-b", "200", "201", tally_of(results[2:]), 1e12).applied
+            return stale
+        return real(job_ids, deadline)
+
+    monkeypatch.setattr(jobs, "_feed_states", feed_states_of_shard_a)
+    import time as clock
+
+    assert jobs.apply("shard-a", "100", "101", tally_of(results[:2]), clock.monotonic() + 30).applied
+    assert len(calls) == 3  # A, B (inside), and A again after its condition failed
+    monkeypatch.setattr(jobs, "_feed_states", real)
+    indexes = [r.task.index for r in jobs.feed_results(job_id, 0, 100)]
+    assert indexes == [t.index for t in tasks[2:]] + [t.index for t in tasks[:2]]
+    assert [r.task.index for r in jobs.feed_results(job_id, 3, 100)] == [tasks[1].index]
+    job = jobs.read_job(job_id)
+    assert (job.succeeded, job.remaining) == (4, 0)
+    record("results feed: two stream shards counting one job at once", cases=1, lost=0, doubled=0)

@@ -14,6 +14,7 @@ consumers of different shards rarely hold the same item; a report sums its shard
 from __future__ import annotations
 
 import contextlib
+import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -80,6 +81,7 @@ class ResultCounting(TableAccess):
                 return outcome
             if time.monotonic() >= deadline:
                 raise StorageRefused("the results feed of a job kept moving under this run until the deadline")
+            time.sleep(random.uniform(0.005, 0.05))  # another shard's run of the job committed first
 
     def _feed_states(self, job_ids: list[str], deadline: float) -> dict[str, tuple[str, int]]:
         """(status, feed_seq) of each job, read consistently (absent: unknown job)."""

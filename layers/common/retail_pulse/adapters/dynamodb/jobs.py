@@ -321,16 +321,18 @@ class JobItems(TableAccess):
 
     # -- retry links --------------------------------------------------------------------------
     def link_retry(self, job_id: str, retry_job_id: str) -> bool:
-        """Marks an ended job as retried by `retry_job_id`; False if it is ongoing, unknown or already retried."""
+        """Marks an ended job as retried by `retry_job_id`; False if it is live (ongoing, paused), unknown or
+        already retried."""
         try:
             self.retrying(
                 self.client.update_item,
                 TableName=self.table_name,
                 Key=to_item(job_key(job_id)),
                 UpdateExpression="SET retried_by = :retry",
-                ConditionExpression="attribute_exists(pk) AND #status <> :ongoing AND attribute_not_exists(retried_by)",
+                ConditionExpression="attribute_exists(pk) AND NOT #status IN (:ongoing, :paused)"
+                " AND attribute_not_exists(retried_by)",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=to_item({":retry": retry_job_id, ":ongoing": "ongoing"}),
+                ExpressionAttributeValues=to_item({":retry": retry_job_id, ":ongoing": "ongoing", ":paused": "paused"}),
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
