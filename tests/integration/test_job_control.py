@@ -205,6 +205,31 @@ def test_retry_takes_only_the_failed_images_the_filter_names(lifecycle, image_se
     assert stack.api("POST", "/api/jobs/retry", query={"jobid": job_id, "error_class": "permanent"})[0] == 409
 
 
+def test_retry_by_store_ids_and_indexes_takes_exactly_those_failed_images(lifecycle, image_server, urls):
+    stack = lifecycle
+    [good] = urls("retry-stores", 1)
+    gone = [image_server.url(f"/control/retry-stores/gone-{i}.jpg") for i in range(4)]
+    visits = [
+        visit([good, gone[0], gone[1]]),
+        visit([gone[2], good], store="RP00002"),
+        visit([gone[3]], store="RP00003"),
+    ]
+    job_id = submit(stack, visits)
+    stack.drain()
+    failed = {r["index"]: r["store_id"] for r in stack.results(job_id) if r["status"] == "failed"}
+    assert failed == {1: "RP00001", 2: "RP00001", 3: "RP00002", 5: "RP00003"}
+    query = {"jobid": job_id, "store_id": "RP00001, RP00003", "index": "2,3,5"}  # both filters narrow the choice
+    code, accepted = stack.api("POST", "/api/jobs/retry", query=query)
+    assert code == 201 and accepted["total"] == 2, accepted
+    stack.drain()
+    retried = stack.results(accepted["job_id"])
+    assert sorted((r["store_id"], r["image_url"]) for r in retried) == [("RP00001", gone[1]), ("RP00003", gone[3])]
+    code, body = stack.api("POST", "/api/jobs/retry", query={"jobid": job_id, "store_id": "RP00002"})
+    assert code == 409 and accepted["job_id"] in body["error"]  # one retry per job, filtered or not
+    too_many = ",".join(f"S{i}" for i in range(101))
+    assert stack.api("POST", "/api/jobs/retry", query={"jobid": job_id, "store_id": too_many})[0] == 400
+
+
 # -- 4. progress you can plan with --------------------------------------------------------------------
 def test_status_has_throughput_eta_phases_and_measured_cost(lifecycle, urls):
     stack = lifecycle
