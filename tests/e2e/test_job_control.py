@@ -284,3 +284,29 @@ def test_concurrent_pause_resume_cancel_keep_counts_exact(local_stack, slower):
     if cancel.status_code == 200:
         assert final["status"] == "cancelled" and p == cancel.json()["progress"]
     record("e2e: pause/resume/cancel racing running batches", cases=200, lost=0, doubled=0, stuck=0)
+
+
+def test_the_cli_submits_a_failure_threshold_and_retries_by_store_and_index(
+    local_stack, image_server, slower, capsys, tmp_path
+):
+    missing = image_server.url("/e2e-control/cli-threshold-missing.jpg")
+    # A quick 404 first, then ten batches of slow images: the failure is counted while most of the
+    # job is still queued, so the threshold (no failure tolerated) ends it early.
+    first = {"store_id": "RP00008", "image_url": [missing], "visit_time": "2024-03-15T10:00:00Z"}
+    visits = [first, *visits_of(slower.base, "cli-threshold", 100, store="RP00008")]
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps({"count": len(visits), "visits": visits}))
+    base = ["--base-url", local_stack.url]
+    assert cli_main([*base, "submit", str(path), "--tolerated-failure-count", "0", "--wait", "--interval", "0.2"]) == 1
+    out = capsys.readouterr().out
+    job_id = out.split()[1].rstrip(":")
+    assert "failure threshold count 0" in out and "reason: failure threshold exceeded" in out, out
+    final = settle(local_stack, job_id)
+    assert final["failure_threshold"]["tolerated_failure_count"] == 0 and final["progress"]["skipped"] > 0
+    assert cli_main([*base, "retry", job_id, "--store", "RP00009", "--index", "0"]) == 2  # matches nothing: 409
+    assert "matches the filter" in capsys.readouterr().err
+    assert cli_main([*base, "retry", job_id, "--store", "RP00008", "--index", "0"]) == 0
+    retry_id = capsys.readouterr().out.strip()
+    retried = local_stack.wait(retry_id, timeout=60)
+    assert retried["progress"]["total"] == 1 and retried["retry_of"] == job_id
+    assert [r["image_url"] for r in local_stack.results(retry_id)] == [missing]
