@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -54,6 +54,8 @@ FEED_TTL_S = 30 * 86_400  # a feed page whose results carried no expiry (older r
 
 class ResultCounting(TableAccess):
     max_updates = MAX_TRANSACTION_ITEMS - 1  # one item of each transaction is the watermark
+    # Job items by key (JobItems.batch_get: the repository assembles both on one table).
+    batch_get: Callable[..., dict[str, dict]]
 
     def counted_through(self, stream_shard: str) -> str | None:
         """The last sequence number of the shard whose result is counted (padded), or None."""
