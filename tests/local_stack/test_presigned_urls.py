@@ -22,9 +22,8 @@ def s3():
     endpoint = AwsEndpoint().start()
     stack = Stack(prefix="local")
     config = Config(signature_version="s3v4")
-    stack.provision(
-        endpoint.client("dynamodb"), endpoint.client("sqs"), endpoint.client("s3", config=config), endpoint.client("sns")
-    )
+    clients = [endpoint.client(name, config=config) for name in ("dynamodb", "sqs", "s3", "sns")]
+    stack.provision(*clients)
     client = endpoint.client("s3", config=config)
     client.bucket = stack.refs["DataBucket"]
     yield client

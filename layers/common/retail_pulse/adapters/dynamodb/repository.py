@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from retail_pulse.adapters.dynamodb.counting import ResultCounting
+from retail_pulse.adapters.dynamodb.exports import ExportItems
+from retail_pulse.adapters.dynamodb.fanout import FanOutItems
 from retail_pulse.adapters.dynamodb.jobs import JobItems
 from retail_pulse.adapters.dynamodb.notices import NoticeItems
 from retail_pulse.adapters.dynamodb.results import ResultItems
 
 
-class DynamoJobRepository(JobItems, ResultItems, NoticeItems, ResultCounting):
+class DynamoJobRepository(JobItems, ResultItems, NoticeItems, ResultCounting, FanOutItems, ExportItems):
     """Jobs, results, notices and counting on one table and one client (see each base's module)."""
