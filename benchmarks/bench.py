@@ -111,7 +111,9 @@ def _in_process(host: ImageHost, images: int, batches_timed: int) -> tuple[list[
         stack = Stack(prefix="bench").provision(boto3.client("dynamodb"), sqs, boto3.client("s3"), boto3.client("sns"))
         for spec in stack.functions().values():
             os.environ.update(spec.environment)
-        os.environ["ENQUEUE_CONCURRENCY"] = "1"  # moto in-process is not thread-safe; counts are the same
+        # moto in-process is not thread-safe (its stream records race); the counts are the same.
+        os.environ["ENQUEUE_CONCURRENCY"] = "1"
+        os.environ["RESULT_WRITE_CONCURRENCY"] = "1"
         os.environ["ALLOW_PRIVATE_IMAGE_HOSTS"] = "true"  # the images come from 127.0.0.1
         submit, process = load_function("submit"), load_function("process_image")
         from retail_pulse.logic import process as process_logic

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from retail_pulse.adapters.dynamodb.counting import ResultCounting
 from retail_pulse.adapters.dynamodb.exports import ExportItems
 from retail_pulse.adapters.dynamodb.fanout import FanOutItems
@@ -12,3 +14,7 @@ from retail_pulse.adapters.dynamodb.results import ResultItems
 
 class DynamoJobRepository(JobItems, ResultItems, NoticeItems, ResultCounting, FanOutItems, ExportItems):
     """Jobs, results, notices and counting on one table and one client (see each base's module)."""
+
+    def __init__(self, table_name: str, client: Any | None = None, *, result_writers: int = 10) -> None:
+        super().__init__(table_name, client)
+        self.writers = result_writers
