@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -138,5 +141,21 @@ def start_local_stack(
             stack.aws_url = next(line.split()[2] for line in text.splitlines() if line.startswith("AWS endpoint"))
             return stack
         time.sleep(0.2)
+    # Its function workers, started before it was ready, would outlive it (orphans still busy).
+    workers = descendants(process.pid)
     process.kill()
-    raise RuntimeError(f"local stack did not start: {log.read_text()}")
+    process.wait(timeout=15)
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    raise RuntimeError(f"local stack did not start in {startup_timeout:g} s: {log.read_text()}")
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under `pid` (children first), as `pgrep -P` lists them (Linux and macOS)."""
+    pgrep = shutil.which("pgrep")
+    if pgrep is None:
+        return []
+    found = subprocess.run([pgrep, "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    children = [int(p) for p in found.split()]
+    return children + [d for child in children for d in descendants(child)]
