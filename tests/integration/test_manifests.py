@@ -150,6 +150,26 @@ def test_sizes_over_the_manifest_bound_are_refused(stack, monkeypatch):
     assert code == 413 and answer["error"] == "manifest: 130 bytes; a manifest may hold at most 100"
 
 
+def test_a_manifest_over_max_images_per_manifest_fails_at_the_first_row_over_it(stack, images, monkeypatch):
+    """MAX_IMAGES_PER_MANIFEST bounds a manifest job (1,000,000 by default): at the limit it runs, one
+    image more and it ends failed naming the line, nothing of it enqueued."""
+    monkeypatch.setenv("MAX_IMAGES_PER_MANIFEST", "5")
+    stack.reset_caches()
+    at_limit = stack.submit_manifest(csv_manifest(images, 5))
+    over = stack.submit_manifest(csv_manifest(images, 6))
+    assert stack.fan_out_all() == 2
+    body = status(stack, over)
+    assert body["status"] == "failed" and body["progress"]["total"] == 0
+    assert body["manifest_errors"] == [
+        {"line": 7, "error": "more than 5 images: a manifest may hold at most that many"}
+    ]
+    assert stack.results(over) == []
+    assert status(stack, at_limit)["progress"]["total"] == 5
+    assert stack.queue_depth() == 5  # the images of the job at the limit only
+    stack.drain()
+    assert_exact(stack, at_limit, 5)
+
+
 def test_a_job_reads_the_version_it_was_accepted_with(stack, images):
     """The upload URL still works after submit: a file put there again does not change the job."""
     code, created = stack.api("POST", "/api/uploads")
