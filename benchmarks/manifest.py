@@ -38,6 +38,7 @@ from local_stack.runner import RunningStack, start_local_stack  # noqa: E402
 
 SECTION = "## Manifests and exports"
 EXPECTED_MAX_OF_TEN_SLEEPS = 0.1 + 0.3 * 10 / 11
+STARTUP_S = 600  # warm workers of every function: slow to start on a busy shared machine
 
 
 @dataclass
@@ -102,7 +103,7 @@ def wait(stack: RunningStack, job_id: str, timeout: float, interval: float = 0.1
 def million(host: UniformImageHost, log_dir: Path, images: int) -> tuple[list[Row], list[str]]:
     path = log_dir / "million.csv"
     size = write_csv(path, host, images)
-    stack = start_local_stack(log_dir, "--warm", "4")
+    stack = start_local_stack(log_dir, "--warm", "4", startup_timeout=STARTUP_S)
     notes = []
     try:
         upload_id, upload_s = upload(stack, path)
@@ -246,6 +247,7 @@ def exports(host: UniformImageHost, log_dir: Path, big: int, small: int) -> tupl
         "--env",
         "PROCESSING_DELAY_MIN_S=0",
         "PROCESSING_DELAY_MAX_S=0",
+        startup_timeout=STARTUP_S,
     )
     notes, rows = [], []
     try:
@@ -297,7 +299,9 @@ def exports(host: UniformImageHost, log_dir: Path, big: int, small: int) -> tupl
 
 # -- 3. end to end, inline vs manifest --------------------------------------------------------------------
 def end_to_end(host: UniformImageHost, log_dir: Path, images: int, concurrency: int) -> tuple[list[Row], list[str]]:
-    stack = start_local_stack(log_dir, "--max-concurrency", str(concurrency), "--warm", str(concurrency))
+    stack = start_local_stack(
+        log_dir, "--max-concurrency", str(concurrency), "--warm", str(concurrency), startup_timeout=STARTUP_S
+    )
     path = log_dir / "e2e.csv"
     write_csv(path, host, images, "RP00005")
     try:
