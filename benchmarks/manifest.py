@@ -138,7 +138,7 @@ def million(host: UniformImageHost, log_dir: Path, images: int) -> tuple[list[Ro
             f"in {enqueue_s:.1f} s; {done_at:.1f} s from submit to `ongoing` ({overall:,.0f} images/s overall); "
             f"{len(latencies)} status calls meanwhile (p90 {statistics.quantiles(latencies, n=10)[-1] * 1000:.0f} ms)"
         )
-        notes.append(f"enqueuing observed at: {[(round(t, 1), n) for t, _, n in last_enqueuing]}")
+        notes.append(f"enqueuing last observed at: {[(round(t, 1), n) for t, n in last_enqueuing]}")
         cancelled = stack.post(f"/api/jobs/cancel?jobid={job_id}", None)
         notes.append(f"then cancelled ({cancelled.status_code}): {cancelled.json().get('progress')}")
     finally:
@@ -374,14 +374,17 @@ def main() -> int:
         r, n = million(host, log_dir, 50_000 if args.quick else 1_000_000)
         rows += r
         notes += n
+        print(*[x.line() for x in r], *n, sep="\n", flush=True)  # kept if a later part fails
     if "exports" in parts:
         r, n = exports(host, log_dir, 5_000 if args.quick else 50_000, 500 if args.quick else 5_000)
         rows += r
         notes += n
+        print(*[x.line() for x in r], *n, sep="\n", flush=True)  # kept if a later part fails
     if "end-to-end" in parts:
         r, n = end_to_end(host, log_dir, 500 if args.quick else 5_000, 5)
         rows += r
         notes += n
+        print(*[x.line() for x in r], *n, sep="\n", flush=True)  # kept if a later part fails
     section = write_section(rows, notes, args.quick, Path(args.output))
     print(section)
     threading.Thread(target=host.close, daemon=True).start()
