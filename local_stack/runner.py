@@ -108,11 +108,15 @@ class RunningStack:
         self.process.wait(timeout=15)
 
     def stop(self) -> None:
+        workers = descendants(self.process.pid)
         self.process.terminate()
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
+            # Not stopped in time (a busy machine): its function workers would be left running.
             self.process.kill()
+            self.process.wait(timeout=15)
+            kill_all(workers)
 
 
 def start_local_stack(
@@ -145,9 +149,7 @@ def start_local_stack(
     workers = descendants(process.pid)
     process.kill()
     process.wait(timeout=15)
-    for pid in workers:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+    kill_all(workers)
     raise RuntimeError(f"local stack did not start in {startup_timeout:g} s: {log.read_text()}")
 
 
@@ -159,3 +161,9 @@ def descendants(pid: int) -> list[int]:
     found = subprocess.run([pgrep, "-P", str(pid)], capture_output=True, text=True, check=False).stdout
     children = [int(p) for p in found.split()]
     return children + [d for child in children for d in descendants(child)]
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
