@@ -120,10 +120,14 @@ class RunningStack:
 
 
 def start_local_stack(
-    log_dir: Path, *args: str, env: dict | None = None, startup_timeout: float = 90, port: int | None = None
+    log_dir: Path, *args: str, env: dict | None = None, startup_timeout: float | None = None, port: int | None = None
 ) -> RunningStack:
     """Tests and benchmarks start from nothing and keep nothing (`--no-state`), never touching the
-    developer's `.local/state/`, unless `args` name a `--state-dir` of their own."""
+    developer's `.local/state/`, unless `args` name a `--state-dir` of their own.
+    `startup_timeout`: seconds it may take to be ready (default LOCAL_STACK_STARTUP_S or 90; a busy
+    machine starts the warm workers of every function slowly)."""
+    if startup_timeout is None:
+        startup_timeout = float(os.environ.get("LOCAL_STACK_STARTUP_S", "90"))
     port = port or free_port()
     log = Path(log_dir) / f"local-stack-{port}.log"
     if "--state-dir" not in args and "--no-state" not in args:
