@@ -177,7 +177,9 @@ class MotoApp:
             return [data.encode()]
         if self.limits is None and environ.get("PATH_INFO") == LIMITS_PATH:
             return limits_off_response(start_response)
-        if not target and presigned.is_presigned(environ):
+        # A browser's CORS preflight carries the URL's query but no credentials: S3 answers it from the
+        # bucket's CORS rules alone.
+        if not target and environ.get("REQUEST_METHOD") != "OPTIONS" and presigned.is_presigned(environ):
             refused = presigned.check(environ)  # what S3 checks and moto does not: expiry, signature
             if refused:
                 status, body = refused
