@@ -7,6 +7,7 @@ So these models describe the contract, and tests check that real responses fit t
 
 from __future__ import annotations
 
+from types import UnionType
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -141,8 +142,9 @@ class Health(ResponseBody):
     status: Literal["ok"]
 
 
-def json_content(model: type[BaseModel], description: str) -> OpenAPIResponse:
-    """A `responses=` entry for Powertools: the model becomes a component schema."""
+def json_content(model: type[BaseModel] | UnionType, description: str) -> OpenAPIResponse:
+    """A `responses=` entry for Powertools: the model (or a union of models: `oneOf`) becomes a
+    component schema."""
     return {"description": description, "content": {"application/json": {"model": model}}}
 
 

@@ -164,7 +164,7 @@ class ManifestReader:
         """A visit from its raw JSON, checked by the submit body's rules (or only parsed)."""
         if not self.check:
             utc = self._utc(raw["visit_time"])  # type: ignore[index]
-            return Visit(raw["store_id"], tuple(raw["image_url"]), raw["visit_time"], utc)  # type: ignore[index]
+            return Visit(raw["store_id"], tuple(raw["image_url"]), raw["visit_time"], utc or "")  # type: ignore[index]
         # The common case, a valid visit, checked at C speed; anything else (and the error's exact
         # text) by the submit body's own rules.
         return self._valid(raw) or _parse_visit(raw, where, self.limits)
@@ -387,7 +387,7 @@ class JsonDocumentReader(ManifestReader):
     def _skip_ws(self) -> str:
         """The next character after whitespace ("" at the end of the file)."""
         while True:
-            self._advance(_WS.match(self.buf, self.pos).end())
+            self._advance(_WS.match(self.buf, self.pos).end())  # type: ignore[union-attr]  # `\s*` always matches
             if self.pos < len(self.buf):
                 return self.buf[self.pos]
             if not self._fill():

@@ -14,7 +14,14 @@ from retail_pulse.logic.notify import NoticeOutcome, Notifier, deliver_notice
 from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
 from retail_pulse.logic.status import job_status, progress, require_job
 from retail_pulse.logic.submit import new_job_id, submit_job
-from retail_pulse.ports import ImageQueue, JobLifecycleRepository, JobRepository, JobSpecStore, WorkQueue
+from retail_pulse.ports import (
+    FanOutRepository,
+    ImageQueue,
+    JobLifecycleRepository,
+    JobRepository,
+    JobSpecStore,
+    WorkQueue,
+)
 from retail_pulse.settings import Settings
 
 DEFAULT_JOBS_PAGE = 20
@@ -70,7 +77,7 @@ def cancel_job(
 
 
 # -- POST /api/jobs/retry -------------------------------------------------------------------------
-class RetryJobs(JobRepository, JobLifecycleRepository, Protocol):
+class RetryJobs(JobRepository, JobLifecycleRepository, FanOutRepository, Protocol):
     """What retry needs: the lifecycle reads and links, and submit's job creation."""
 
 

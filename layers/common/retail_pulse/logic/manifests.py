@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from retail_pulse.domain.clock import format_utc, utc_now
 from retail_pulse.domain.errors import EnqueueFailed, InvalidRequest, JobConflict, RequestTooLarge
@@ -132,11 +133,15 @@ def manifest_request(body: str | None) -> dict | None:
     return data if isinstance(data, dict) and "manifest" in data else None
 
 
+class SubmitJobs(JobRepository, FanOutRepository, Protocol):
+    """What submit needs: inline jobs (logic/submit.py) and manifest jobs."""
+
+
 def submit_request(
     body: str | None,
     *,
     settings: Settings,
-    jobs: JobRepository,
+    jobs: SubmitJobs,
     queue: ImageQueue,
     stores: StoreMaster,
     specs: JobSpecStore | None,
@@ -600,7 +605,8 @@ def sweep_walk(
     position = Position.from_json(start)
     ended = iter(jobs.iter_results(job_id, start=position.images, keys_only=True))
     next_ended = next(ended, None)
-    stamp, written, batch = utc_now(), 0, []
+    stamp, written = utc_now(), 0
+    batch: list[ImageResult] = []
 
     def write() -> int:
         outcome = jobs.record_results(batch)  # type: ignore[attr-defined]

@@ -152,7 +152,12 @@ class FanOutItems(TableAccess):
         errors: list[dict] | None = None,
         error_count: int | None = None,
     ) -> bool:
-        sets = {"fanout_pos": position, "progressed_at": utc_now(), "validated": validated, "enqueued": enqueued}
+        sets: dict[str, object] = {
+            "fanout_pos": position,
+            "progressed_at": utc_now(),
+            "validated": validated,
+            "enqueued": enqueued,
+        }
         sets |= {"manifest_errors": errors or None, "manifest_error_count": error_count or None}
         sets = {name: value for name, value in sets.items() if value is not None}
         expression = "SET " + ", ".join(f"{name} = :{name}" for name in sets)
@@ -207,7 +212,10 @@ class FanOutItems(TableAccess):
         """Results are spread over RESULT_SHARDS partitions in blocks (keys.result_pk); each partition
         holds its blocks in index order, so merging the partitions' ordered reads gives submission
         order. Each partition is read RESULT_PAGE items at a time, when the merge needs them."""
-        walks = [self._partition(job_id, shard, start, status, keys_only) for shard in range(RESULT_SHARDS)]
+        # Each walk yields only keys (ints) or only results: merged by the same order.
+        walks: list[Iterator[Any]] = [
+            self._partition(job_id, shard, start, status, keys_only) for shard in range(RESULT_SHARDS)
+        ]
         if keys_only:
             yield from heapq.merge(*walks)
         else:
