@@ -11,7 +11,15 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from retail_pulse import handler_kit as kit
 from retail_pulse.api.responses import ApiResolver, api_cors, json_response, register_error_handlers
-from retail_pulse.api.schema import EnqueueFailedBody, ErrorBody, JobsPage, JobStatus, RetryAccepted, json_content
+from retail_pulse.api.schema import (
+    EnqueueFailedBody,
+    ErrorBody,
+    JobsPage,
+    JobStatus,
+    RetryAccepted,
+    RetryFannedOut,
+    json_content,
+)
 from retail_pulse.logic.jobs import (
     DEFAULT_JOBS_PAGE,
     MAX_JOBS_PAGE,
@@ -102,7 +110,7 @@ def jobs_pause(jobid: JobId):
 )
 @tracer.capture_method(capture_response=False)
 def jobs_resume(jobid: JobId):
-    body = resume_job(jobid, jobs=kit.jobs(), parking=kit.jobs(), queue=kit.queue())
+    body = resume_job(jobid, jobs=kit.jobs(), parking=kit.jobs(), queue=kit.queue(), fanout=kit.fanout_queue())
     logger.info("job resumed", extra={"job_id": body["job_id"], "replayed": body.get("replayed")})
     return json_response(200, body)
 
@@ -112,7 +120,12 @@ def jobs_resume(jobid: JobId):
     summary="Retry the failed images of an ended job as a new job (optionally only some of them)",
     tags=["jobs"],
     responses={
-        201: json_content(RetryAccepted, "The new job; follow `status_url`."),
+        201: json_content(
+            RetryAccepted | RetryFannedOut,
+            "The new job; follow `status_url`. Over RETRY_INLINE_MAX_IMAGES failed images, it is `accepted` and "
+            "fanned out like a manifest job (the filter applied by the fan-out: matching none, the new job ends "
+            "`failed` and the job may be retried again).",
+        ),
         400: json_content(ErrorBody, "Missing or unknown `jobid`, or a bad filter."),
         409: json_content(
             ErrorBody,
@@ -147,8 +160,10 @@ def jobs_retry(
         specs=kit.specs(),
         on_job_ended=send_notice,
         retry_filter=retry_filter,
+        fanout=kit.fanout_queue(),
     )
-    logger.info("job retried", extra={"job_id": accepted["job_id"], "retry_of": jobid, "images": accepted["total"]})
+    extra = {"job_id": accepted["job_id"], "retry_of": jobid, "images": accepted.get("total")}
+    logger.info("job retried", extra={**extra, "phase": accepted.get("phase")})
     return json_response(201, accepted)
 
 

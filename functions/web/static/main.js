@@ -9,6 +9,7 @@ import { route } from "./router.js?v=__ASSET_VERSION__";
 import { isHttpUrl, isVisitTime, validateJob } from "./validation.js?v=__ASSET_VERSION__";
 import { wireAreas } from "./views-areas.js?v=__ASSET_VERSION__";
 import { wireControl } from "./views-control.js?v=__ASSET_VERSION__";
+import { wireFiles } from "./views-files.js?v=__ASSET_VERSION__";
 import { wireJobs } from "./views-jobs.js?v=__ASSET_VERSION__";
 import { wireResults } from "./views-results.js?v=__ASSET_VERSION__";
 import { wireSettings } from "./views-settings.js?v=__ASSET_VERSION__";
@@ -19,6 +20,7 @@ function init() {
   wireJobs();
   wireControl();
   wireResults();
+  wireFiles();
   wireAreas();
   wireSettings();
   window.addEventListener("hashchange", route);

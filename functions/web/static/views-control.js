@@ -143,7 +143,9 @@ export const control = {
       if (jobId !== this.jobId) return;
       const text =
         action === "retry"
-          ? `Retrying ${fmtNumber(body.total)} images as job ${body.job_id}.`
+          ? body.total === undefined
+            ? `Retrying as job ${body.job_id}: many failed images, listed and enqueued by the fan-out.`
+            : `Retrying ${fmtNumber(body.total)} images as job ${body.job_id}.`
           : action === "resume"
             ? `Resumed; ${fmtNumber(body.replayed || 0)} parked images back in the queue.`
             : `Job ${body.status}.`;

@@ -6,6 +6,7 @@ import { $, el, showMessage } from "./dom.js?v=__ASSET_VERSION__";
 import { fmtDuration, fmtNumber } from "./format.js?v=__ASSET_VERSION__";
 import { rememberJob } from "./storage.js?v=__ASSET_VERSION__";
 import { control } from "./views-control.js?v=__ASSET_VERSION__";
+import { exportPanel, renderPhase } from "./views-files.js?v=__ASSET_VERSION__";
 import { results } from "./views-results.js?v=__ASSET_VERSION__";
 
 const POLL_MS = 1000;
@@ -46,6 +47,8 @@ export const jobView = {
     $("errors-empty").hidden = false;
     $("errors-truncated").hidden = true;
     this.renderProgress(null);
+    renderPhase(null);
+    exportPanel.open(jobId);
     results.open(jobId);
     control.open(jobId, () => this.repoll());
     this.poll(this.generation);
@@ -78,6 +81,7 @@ export const jobView = {
     const job = answer.body;
     this.polls++;
     this.renderProgress(job, answer.serverSkewMs);
+    renderPhase(job);
     this.renderErrors(job);
     control.render(job);
     control.pollFeed();

@@ -134,6 +134,12 @@ class Job:
     rate_mark_before: tuple[str, int] | None = None
     events_emitted: frozenset[str] = frozenset()  # progress events sent (at most once each)
     paused_at: str | None = None
+    # A job fanned out after submit (domain/fanout.py): its phase while ongoing, images enqueued so
+    # far, and the invalid rows of a refused manifest (at most 100, each naming its line; all counted).
+    phase: str | None = None
+    enqueued: int = 0
+    manifest_errors: list[dict] = field(default_factory=list)
+    manifest_error_count: int = 0
 
     @property
     def processed(self) -> int:

@@ -17,7 +17,15 @@ from retail_pulse.logic.notify import NoticeOutcome, Notifier, deliver_notice
 from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
 from retail_pulse.logic.status import job_status, progress, require_job
 from retail_pulse.logic.submit import new_job_id, submit_job
-from retail_pulse.ports import ImageQueue, JobLifecycleRepository, JobRepository, JobSpecStore, ParkingLot
+from retail_pulse.ports import (
+    FanOutRepository,
+    ImageQueue,
+    JobLifecycleRepository,
+    JobRepository,
+    JobSpecStore,
+    ParkingLot,
+    WorkQueue,
+)
 from retail_pulse.settings import Settings
 
 DEFAULT_JOBS_PAGE = 20
@@ -105,7 +113,7 @@ def cancel_job(
 
 
 # -- POST /api/jobs/retry -------------------------------------------------------------------------
-class RetryJobs(JobRepository, JobLifecycleRepository, Protocol):
+class RetryJobs(JobRepository, JobLifecycleRepository, FanOutRepository, Protocol):
     """What retry needs: the lifecycle reads and links, and submit's job creation."""
 
 
@@ -120,6 +128,7 @@ def retry_job(
     on_job_ended: Callable[[str], None] | None = None,
     make_job_id: Callable[[], str] = new_job_id,
     retry_filter: RetryFilter | None = None,
+    fanout: WorkQueue | None = None,  # more than retry_inline_max_images failed: fanned out (logic/manifests)
 ) -> dict:
     """A new job of the failed images of an ended job (same store_id, visit_time, callback_url and
     labels), created by submit's own path; the two jobs are linked both ways (`retry_of` /
@@ -129,6 +138,20 @@ def retry_job(
         raise JobConflict(f"jobid: job {job.job_id} is still {job.status}; retry it once it has ended")
     if job.retried_by:
         raise JobConflict(f"jobid: job {job.job_id} was already retried by job {job.retried_by}")
+    if fanout is not None and job.failed > settings.retry_inline_max_images:
+        # Too many failed images to read within the API call: the fan-out reads them (and applies the
+        # filter); a filter that matches none of them ends the retry job failed and frees the link.
+        from retail_pulse.logic.manifests import retry_by_fanout
+
+        return retry_by_fanout(
+            job,
+            settings=settings,
+            jobs=jobs,
+            fanout=fanout,
+            on_job_ended=on_job_ended,
+            make_job_id=make_job_id,
+            retry_filter=retry_filter if retry_filter is not None and retry_filter.active else None,
+        )
     failed = jobs.failed_results(job.job_id)
     if not failed:
         raise JobConflict(f"jobid: job {job.job_id} has no failed images to retry")
@@ -195,6 +218,22 @@ class RetryFilter:
         if self.store_ids and result.task.store_id not in self.store_ids:
             return False
         return not self.indexes or result.task.index in self.indexes
+
+    def to_dict(self) -> dict:
+        """As kept on a fanned-out retry job's item (its fan-out applies it: logic/manifests)."""
+        return {
+            "error_class": self.error_class,
+            "store_ids": sorted(self.store_ids),
+            "indexes": sorted(self.indexes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RetryFilter:
+        return cls(
+            data.get("error_class") or None,
+            frozenset(str(s) for s in data.get("store_ids") or ()),
+            frozenset(int(i) for i in data.get("indexes") or ()),
+        )
 
     def __str__(self) -> str:
         parts = [f"error_class={self.error_class}"] if self.error_class else []

@@ -17,7 +17,11 @@ Races:
 - a cancel of a paused job ends it like an ongoing one; its parked messages are dropped;
 - a paused job whose last in-flight images end is finished (nothing is left to pause);
 - the stall sweeper sweeps `ongoing` jobs only, and replays messages left parked on an ongoing job
-  (a resume whose replay was cut short).
+  (a resume whose replay was cut short);
+- a job paused while fanned out (`accepted` or `enqueuing`, logic/manifests.py): its fan-out stops at
+  its next checkpoint (every checkpoint is conditional on the job being ongoing), images it already
+  enqueued are parked like any; resume sends the fan-out's message again, which goes on from the
+  last checkpoint (an image enqueued twice is written once).
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from dataclasses import dataclass
 
 from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.errors import JobConflict
+from retail_pulse.domain.fanout import FANOUT_PHASES
 from retail_pulse.domain.models import LIVE_STATUSES, ImageTask
 from retail_pulse.logic.status import job_status, require_job
-from retail_pulse.ports import ImageQueue, JobLifecycleRepository, JobRepository, ParkingLot
+from retail_pulse.ports import ImageQueue, JobLifecycleRepository, JobRepository, ParkingLot, WorkQueue
 
 
 def pause_job(job_id: str | None, *, jobs: JobLifecycleRepository) -> dict:
@@ -40,12 +45,23 @@ def pause_job(job_id: str | None, *, jobs: JobLifecycleRepository) -> dict:
     return job_status(job.job_id, jobs=jobs)
 
 
-def resume_job(job_id: str | None, *, jobs: JobLifecycleRepository, parking: ParkingLot, queue: ImageQueue) -> dict:
+def resume_job(
+    job_id: str | None,
+    *,
+    jobs: JobLifecycleRepository,
+    parking: ParkingLot,
+    queue: ImageQueue,
+    fanout: WorkQueue | None = None,
+) -> dict:
     job = require_job(job_id, jobs)
     if not jobs.resume_job(job.job_id, utc_now()):
         now = jobs.get_job(job.job_id) or job
         raise JobConflict(f"jobid: job {job.job_id} is {now.status}; only paused jobs can be resumed")
     body = job_status(job.job_id, jobs=jobs)
+    if fanout is not None and body.get("phase") in FANOUT_PHASES:
+        # Paused while fanned out: its fan-out stopped (or will, at its next checkpoint, and the
+        # message sent here then finds the lease free); it goes on from its last checkpoint.
+        fanout.send({"job_id": job.job_id})
     body["replayed"] = replay_parked(job.job_id, parking=parking, queue=queue)
     return body
 

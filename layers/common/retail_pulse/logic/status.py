@@ -34,6 +34,21 @@ def job_status(job_id: str | None, *, jobs: JobReader) -> dict:
     if job.reason:
         body["reason"] = job.reason
     body.update(job_controls(job))
+    body.update(fanout_fields(job))
+    return body
+
+
+def fanout_fields(job: Job) -> dict:
+    """The phase of a live job (accepted, enqueuing with `enqueued`, ongoing: domain/fanout.py; a
+    paused job keeps showing the phase it was paused in) and the invalid rows of a refused manifest."""
+    body: dict = {}
+    if job.status in LIVE_STATUSES:
+        body["phase"] = job.phase or "ongoing"
+        if job.phase == "enqueuing":
+            body["enqueued"] = job.enqueued
+    if job.manifest_error_count:
+        body["manifest_errors"] = job.manifest_errors
+        body["manifest_error_count"] = job.manifest_error_count
     return body
 
 

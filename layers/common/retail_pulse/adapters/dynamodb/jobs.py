@@ -207,15 +207,16 @@ class JobItems(TableAccess):
     def finish_if_done(self, job_id: str) -> FinishedJob | None:
         """Finishes the job if nothing remains; returns it only when this call was the one that did."""
         job = self.job_item(job_id)
-        if not job or job["status"] not in LIVE_STATUSES or job["remaining"] > 0:
+        # A fanned-out job has no total while `accepted` (domain/fanout.py): not done, however empty.
+        if not job or job["status"] not in LIVE_STATUSES or job["remaining"] > 0 or job.get("phase") == "accepted":
             return None
         final, now = final_status(job["failed"]), utc_now()
         # A paused job whose last images were already in flight ends too: nothing is left to pause.
         ended = self._end(
             job_id,
             "#status = :final, finished_at = :now",
-            {":final": final, ":now": now, ":zero": 0},
-            f"{LIVE} AND remaining <= :zero",
+            {":final": final, ":now": now, ":zero": 0, ":accepted": "accepted"},
+            f"{LIVE} AND remaining <= :zero AND (attribute_not_exists(phase) OR phase <> :accepted)",
         )
         return FinishedJob(job_id, final, job["created_at"], now) if ended else None
 
