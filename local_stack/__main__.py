@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         "--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE", help="template parameters, as sam"
     )
     parser.add_argument("--max-concurrency", type=int, help="batches in flight (default: template's)")
-    parser.add_argument("--visibility-timeout", type=float, help="seconds (default: the template's)")
+    parser.add_argument(
+        "--visibility-timeout", type=float, help="seconds (default: the template's; not below its consumer's Timeout)"
+    )
     parser.add_argument("--warm", type=int, default=2, help="workers per function started before ready")
     parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE", help="extra function environment")
     parser.add_argument(

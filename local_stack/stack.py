@@ -163,6 +163,12 @@ class LocalStack:
             self.gateway.add_route(route.method, route.path, pool, route.api_key_required)
         for source in sources:
             queue = self.aws.sqs.queue_by_url(self.stack.refs[source.queue])
+            if queue.visibility_timeout < spec.timeout:
+                # Lambda refuses this mapping: a batch still running would be delivered again.
+                raise SystemExit(
+                    f"InvalidParameterValueException: Queue visibility timeout: {queue.visibility_timeout:g} seconds"
+                    f" is less than Function timeout: {spec.timeout:g} seconds ({spec.logical_id} <- {source.queue})"
+                )
             self.event_sources.append(
                 SqsEventSource(queue, pool, source.batch_size, concurrency, source.report_item_failures)
             )

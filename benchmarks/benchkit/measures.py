@@ -101,8 +101,8 @@ def in_process(host: ImageHost, images: int, batches_timed: int) -> tuple[list[R
             1.3,
             "x",
             note=f"{len(ratios)} batches, median handler {statistics.median(handler_times) * 1000:.0f} ms, of which "
-            f"{statistics.median(batch_writes) * 1000:.0f} ms writing its 10 results (10 PutItem at once, moto and "
-            "the limits model in-process under one lock)",
+            f"{statistics.median(batch_writes) * 1000:.0f} ms writing its 10 results (one PutItem after another "
+            "here: moto in-process is not thread-safe; Lambda writes them 10 at once)",
         ),
         Row(
             "DynamoDB WCU per image, processing (results + visit index + counting)",

@@ -151,7 +151,9 @@ class InProcessApp:
         self.specs = self.stack.functions()
         for spec in self.specs.values():
             os.environ.update(spec.environment)
-        os.environ["ENQUEUE_CONCURRENCY"] = "1"  # moto in-process is not thread-safe; counts are the same
+        # moto in-process is not thread-safe (its stream records race); the counts are the same.
+        os.environ["ENQUEUE_CONCURRENCY"] = "1"
+        os.environ["RESULT_WRITE_CONCURRENCY"] = "1"
         os.environ["ALLOW_PRIVATE_IMAGE_HOSTS"] = "true"  # the images come from 127.0.0.1
         self.submit_fn = load_function("submit", prefix="bench")
         self.process_fn = load_function("process_image", prefix="bench")

@@ -56,3 +56,13 @@ def test_a_secret_is_made_up_and_printed_when_none_is_given(keyed_stack):
     found = re.search(r"signed with CALLBACK_SIGNING_SECRET=(\S+)", banner)
     assert found and len(found.group(1)) >= 24, banner[:2000]
     assert re.search(r"^INIT +\w+ \d+ ms", banner, re.MULTILINE), banner[:2000]
+
+
+def test_a_visibility_timeout_below_the_consumers_timeout_is_refused_as_lambda_does(tmp_path):
+    # A batch still running past the queue's visibility timeout would be delivered again, its receive
+    # count spent twice: Lambda refuses such a mapping, and so does the local stack (it used to run it).
+    with pytest.raises(RuntimeError) as exited:
+        start_local_stack(tmp_path, "--visibility-timeout", "2", "--warm", "1", startup_timeout=60)
+    assert "InvalidParameterValueException: Queue visibility timeout: 2 seconds is less than Function timeout" in str(
+        exited.value
+    )

@@ -52,7 +52,7 @@ def _start(log: Path) -> tuple[subprocess.Popen, SamApi]:
     command = [
         sys.executable, "-m", "tools.sam_local", "--port", str(port), "--stack-port", str(stack_port),
         "--work-dir", str(WORK_DIR), "--",
-        "--visibility-timeout", "2", "--max-concurrency", "4", "--warm", "1",
+        "--max-concurrency", "4", "--warm", "1",
         "--env", "PROCESSING_DELAY_MIN_S=0", "PROCESSING_DELAY_MAX_S=0.02",
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)

@@ -46,7 +46,8 @@ def settings() -> Settings:
 def jobs() -> DynamoJobRepository:
     from retail_pulse.adapters.dynamodb.repository import DynamoJobRepository
 
-    return DynamoJobRepository(get_settings().jobs_table_name)
+    settings = get_settings()
+    return DynamoJobRepository(settings.jobs_table_name, result_writers=settings.result_write_concurrency)
 
 
 @_cached

@@ -79,6 +79,8 @@ class Settings:
     max_images_per_job: int = Field(default=50_000, ge=1)
     enqueue_concurrency: int = Field(default=8, ge=1)
     process_concurrency: int = Field(default=10, ge=1)
+    # A batch's results are written concurrently, one PutItem each (1: one after the other).
+    result_write_concurrency: int = Field(default=10, ge=1)
     # Downloads: attempts per image for transient failures (timeouts, 429, 5xx), within the deadline.
     download_attempts: int = Field(default=3, ge=1)
     # Image URLs may resolve to loopback/private/link-local addresses only when this is true (the
