@@ -19,13 +19,14 @@ import platform
 import shutil
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from benchkit import ROOT
 from benchkit import measures as m
 from benchkit.report import cost_section, merge_report, table
-from benchkit.scaffolding import ImageHost, log
+from benchkit.scaffolding import ImageHost, LoadSampler, log
 from benchkit.stacks import BASELINE_COMMIT
 
 FULL = {"in_process": (1000, 40), "big": 50_000, "job": 5_000, "rounds": 2}
@@ -42,35 +43,58 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, help="alternated rounds of the limits comparison, best of each kept (default 2; quick: 1)"
     )
+    parser.add_argument("--job", type=int, help="images of the timed local-stack jobs (default 5,000; quick: 2,000)")
+    parser.add_argument("--big", type=int, help="images of the big job of the scale measures (50,000; quick: 5,000)")
+    parser.add_argument("--in-process", type=int, help="images of the in-process run (1,000; quick: 200)")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else FULL
-    job = sizes["job"]
+    sizes = dict(QUICK if args.quick else FULL)
+    in_process_images, batches_timed = sizes["in_process"]
+    if args.in_process:
+        in_process_images, batches_timed = args.in_process, min(batches_timed, args.in_process // 10)
+    job, big = args.job or sizes["job"], args.big or sizes["big"]
+    reduced = args.quick or any((args.job, args.big, args.in_process, args.rounds == 1))
     concurrencies = args.concurrency or ([5, m.LIMITS_CONCURRENCY] if args.quick else [5, 10, m.LIMITS_CONCURRENCY])
     host = ImageHost()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     log(f"local stack logs in {log_dir} (removed when the run ends normally)")
+    started = time.monotonic()
     try:
-        rows, figures = m.in_process(host, *sizes["in_process"])
-        rows += m.local_stack_scale(host, log_dir, sizes["big"])
-        limit_rows, run_notes, plain = m.limits_and_pollers(host, log_dir, job, args.rounds or sizes["rounds"])
-        e2e_rows, e2e_notes = m.end_to_end(host, log_dir, job, concurrencies, {m.LIMITS_CONCURRENCY: plain})
-        rows += e2e_rows + limit_rows
+        with LoadSampler() as load:
+            rows, figures = m.in_process(host, in_process_images, batches_timed)
+            rows += m.local_stack_scale(host, log_dir, big)
+            limit_rows, run_notes, plain = m.limits_and_pollers(host, log_dir, job, args.rounds or sizes["rounds"])
+            e2e_rows, e2e_notes = m.end_to_end(host, log_dir, job, concurrencies, {m.LIMITS_CONCURRENCY: plain})
+            rows += e2e_rows + limit_rows
     finally:
         host.close()
     shutil.rmtree(log_dir, ignore_errors=True)
+    minutes = (time.monotonic() - started) / 60
 
     text = table(rows)
     print(text)
     machine = f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    command = " ".join(["make bench", *(["BENCH_ARGS='" + " ".join(sys.argv[1:]) + "'"] if sys.argv[1:] else [])])
     report = [
         "# Benchmarks",
         "",
-        f"`make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine}; load average {load:.1f} at the end."
-        + (
-            " **Quick run** (`--quick`: smaller jobs, one round of the limits comparison, same targets)."
-            if args.quick
-            else ""
+        f"`{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({minutes:.0f} min); {machine}; "
+        f"{load.describe()} during the run.",
+        *(
+            [
+                "**Reduced run** (smaller jobs or one round, same targets): a smoke test of the benchmark, "
+                "not the figures of record."
+            ]
+            if reduced
+            else []
+        ),
+        *(
+            [
+                "**Measured under contention** (the load average exceeded the cores: other work shared the "
+                "machine): every figure is indicative. Ratios of runs alternated on the same stack and machine "
+                "(limits on vs off, pollers vs none) hold up best; absolute times and ratios to the ideal suffer most."
+            ]
+            if load.contended()
+            else []
         ),
         "Ratio: measured / target (for throughput: target / measured); <= 1 meets the target.",
         "",
@@ -90,7 +114,7 @@ def main() -> int:
     output = Path(args.output)
     previous = output.read_text() if output.exists() else ""
     output.write_text(merge_report("\n".join(report), previous))
-    log(f"written to {output}")
+    log(f"written to {output} after {minutes:.1f} min")
     missed = [r.metric for r in rows if not r.met]
     for metric in missed:
         log(f"target not met or not measured: {metric}")

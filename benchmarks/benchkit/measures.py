@@ -25,6 +25,7 @@ def in_process(host: ImageHost, images: int, batches_timed: int) -> tuple[list[R
         job_id, submit_s = app.submit(host.visits(images))
         submit_use = app.consumed()
         submit_sqs = app.counter.service("sqs")
+        submit_writes = app.counter.dynamodb_writes()
         app.limits.limits.reset()
         app.counter.reset()
 
@@ -58,7 +59,7 @@ def in_process(host: ImageHost, images: int, batches_timed: int) -> tuple[list[R
         ResultItems.record_results = timed_record
         processing, counting = Consumption(), Consumption()
         ratios, handler_times, batch_writes = [], [], []
-        batches = 0
+        batches = process_writes = count_writes = 0
         try:
             while messages := app.receive():
                 timed = batches < batches_timed
@@ -67,20 +68,23 @@ def in_process(host: ImageHost, images: int, batches_timed: int) -> tuple[list[R
                 app.process_fn.kit.clear_caches()
                 recorded_sleeps.clear()
                 write_times.clear()
-                before = app.consumed()
+                before, writes_before = app.consumed(), app.counter.dynamodb_writes()
                 elapsed = app.process(messages)
-                between = app.consumed()
+                between, writes_between = app.consumed(), app.counter.dynamodb_writes()
                 app.pump(flush=False)
                 processing += between - before
                 counting += app.consumed() - between
+                process_writes += writes_between - writes_before
+                count_writes += app.counter.dynamodb_writes() - writes_between
                 batches += 1
                 if timed and recorded_sleeps:
                     handler_times.append(elapsed)
                     ratios.append(elapsed / max(recorded_sleeps))
                     batch_writes.append(sum(write_times))
-            before = app.consumed()
+            before, writes_before = app.consumed(), app.counter.dynamodb_writes()
             app.pump(flush=True)
             counting += app.consumed() - before
+            count_writes += app.counter.dynamodb_writes() - writes_before
         finally:
             process_logic.random = real_random
             ResultItems.record_results = real_record
@@ -112,7 +116,10 @@ def in_process(host: ImageHost, images: int, batches_timed: int) -> tuple[list[R
             note=f"process_image: table {processing.table_wcu / images:.2f} + visit index "
             f"{processing.index_wcu / images:.2f}; count_results {counting.wcu / images:.2f} in {len(runs)} runs "
             f"of {counted / max(len(runs), 1):.0f} records (one batch in flight); "
-            f"RCU {(processing.rcu + counting.rcu) / images:.2f}/img; AWS limits model, {images:,} images",
+            f"RCU {(processing.rcu + counting.rcu) / images:.2f}/img; AWS limits model, {images:,} images; "
+            f"write requests {process_writes / images:.2f}/img by process_image (one conditional PutItem per "
+            f"result since issue 12: the old <= 0.15 requests/img of one transaction per batch no longer applies) "
+            f"+ {count_writes / images:.3f}/img by count_results",
         ),
         Row(
             "DynamoDB WCU per image, submit",
@@ -121,6 +128,7 @@ def in_process(host: ImageHost, images: int, batches_timed: int) -> tuple[list[R
             "WCU/img",
             note=f"job item and its index entries, for a {images:,}-image job; RCU {submit_use.rcu / images:.3f}/img",
         ),
+        Row("DynamoDB write requests per image, submit", submit_writes / images, 0.05, "req/img"),
         Row("SQS requests per image, submit", submit_sqs / images, 0.11, "req/img"),
     ]
     figures = CostInputs(
@@ -186,6 +194,15 @@ def local_stack_scale(host: ImageHost, log_dir: Path, big: int) -> list[Row]:
 
 
 # -- local stack: the AWS limits model vs the code before it, and pollers beside a job -------------
+WARM_UP_IMAGES = 200
+
+
+def warm_up(stack, host: ImageHost) -> None:
+    """A small job run to its end, untimed: the first job on a fresh stack also pays for first
+    imports, connections and the stream pollers' start."""
+    stack.wait(stack.submit(host.visits(WARM_UP_IMAGES, store="RP00006")), timeout=600, interval=0.2)
+
+
 def _runs(runs: list[JobRun]) -> str:
     return ", ".join(f"{r.seconds:.1f}" for r in runs) + " s"
 
@@ -193,35 +210,60 @@ def _runs(runs: list[JobRun]) -> str:
 def limits_and_pollers(
     host: ImageHost, log_dir: Path, images: int, rounds: int
 ) -> tuple[list[Row], list[str], list[JobRun]]:
-    """`rounds` x: this checkout's stack (limits on, L = 20) runs the job without and with pollers
-    (their order alternates), then the baseline commit's stack (no limits model) runs it. The best
-    run of each kind is compared (the machine is shared: the best is the least disturbed).
+    """`rounds` x, in an order that alternates from round to round: this checkout's stack (limits on,
+    L = 20) runs the job without and with pollers (their order alternates too), and the baseline
+    commit's stack (no limits model) runs it; in the first round only, this checkout's stack with
+    `--no-aws-limits` runs it as well (what the limits model costs, apart from the write path). Each
+    stack first runs a small untimed job (warm caches and stream pollers, as in a running service).
+    The best run of each kind is compared (the machine is shared: the best is the least disturbed).
 
     Returns the rows, notes, and the limits-on runs without pollers (the end-to-end figure at L = 20)."""
     flags = ("--max-concurrency", str(LIMITS_CONCURRENCY), "--warm", str(LIMITS_CONCURRENCY))
-    plain, polled, baseline_runs = [], [], []
+    plain, polled, baseline_runs, limits_off = [], [], [], []
     refusals: dict[str, int] = {}
+
+    def limits_on(round_: int) -> None:
+        stack = start_stack(log_dir, *flags)
+        try:
+            assert stack.limits().get("enabled"), "the local stack runs without the AWS limits model"
+            warm_up(stack, host)
+            for pollers in (0, POLLERS) if round_ % 2 == 0 else (POLLERS, 0):
+                stack.reset_limits()
+                label = f"limits on, {pollers} pollers, round {round_ + 1}"
+                run = run_job(stack, host, images, store="RP00005", pollers=pollers, label=label)
+                (polled if pollers else plain).append(run)
+                for name, n in stack.limits()["counters"].items():
+                    refusals[name] = refusals.get(name, 0) + n
+        finally:
+            stack.stop()
+
+    def old_code(round_: int) -> None:
+        if baseline.path is None:
+            return
+        stack = start_stack_at(baseline.path, log_dir, *flags)
+        try:
+            warm_up(stack, host)
+            label = f"{BASELINE_COMMIT}, no limits model, round {round_ + 1}"
+            baseline_runs.append(run_job(stack, host, images, store="RP00005", label=label))
+        finally:
+            stack.stop()
+
+    def this_code_limits_off(round_: int) -> None:
+        if round_ > 0:
+            return
+        stack = start_stack(log_dir, "--no-aws-limits", *flags)
+        try:
+            warm_up(stack, host)
+            label = f"this checkout, --no-aws-limits, round {round_ + 1}"
+            limits_off.append(run_job(stack, host, images, store="RP00005", label=label))
+        finally:
+            stack.stop()
+
     with BaselineCheckout() as baseline:
         for round_ in range(rounds):
-            stack = start_stack(log_dir, *flags)
-            try:
-                assert stack.limits().get("enabled"), "the local stack runs without the AWS limits model"
-                for pollers in (0, POLLERS) if round_ % 2 == 0 else (POLLERS, 0):
-                    stack.reset_limits()
-                    label = f"limits on, {pollers} pollers, round {round_ + 1}"
-                    run = run_job(stack, host, images, store="RP00005", pollers=pollers, label=label)
-                    (polled if pollers else plain).append(run)
-                    for name, n in stack.limits()["counters"].items():
-                        refusals[name] = refusals.get(name, 0) + n
-            finally:
-                stack.stop()
-            if baseline.path is not None:
-                stack = start_stack_at(baseline.path, log_dir, *flags)
-                try:
-                    label = f"{BASELINE_COMMIT}, no limits model, round {round_ + 1}"
-                    baseline_runs.append(run_job(stack, host, images, store="RP00005", label=label))
-                finally:
-                    stack.stop()
+            order = [limits_on, old_code, this_code_limits_off]
+            for measure in order if round_ % 2 == 0 else order[::-1]:
+                measure(round_)
     best_plain = max(plain, key=lambda r: r.throughput)
     refused = ", ".join(f"{name} {n}" for name, n in refusals.items() if n) or "none"
     metric = (
@@ -237,7 +279,13 @@ def limits_and_pollers(
             "x",
             lower_is_better=False,
             note=f"best of {len(plain)}: {best_plain.seconds:.1f} s vs {best_base.seconds:.1f} s (runs: "
-            f"{_runs(plain)} vs {_runs(baseline_runs)}, alternated); refusals by the limits model: {refused}",
+            f"{_runs(plain)} vs {_runs(baseline_runs)}, alternated); refusals by the limits model: {refused}"
+            + (
+                f"; this checkout with --no-aws-limits: {_runs(limits_off)} (limits on / off "
+                f"{min(r.seconds for r in limits_off) / best_plain.seconds:.2f})"
+                if limits_off
+                else ""
+            ),
         )
     else:
         limits_row = Row(metric, None, 0.85, "x", lower_is_better=False, note=f"baseline not run: {baseline.reason}")
@@ -253,12 +301,14 @@ def limits_and_pollers(
         lower_is_better=False,
         note=f"best of {len(polled)}: {best_polled.seconds:.1f} s vs {best_plain.seconds:.1f} s (runs: "
         f"{_runs(polled)} vs {_runs(plain)}); polls of the best run: {polls.get('requests', 0):,} requests "
-        f"({codes}), median {polls.get('median_ms')} ms, p95 {polls.get('p95_ms')} ms",
+        f"({codes}; {polls.get('requests', 0) / max(polls.get('seconds') or 1, 1e-9):.0f}/s answered of "
+        f"{POLLERS * 2 / 0.1:.0f}/s offered: each poller waits for its answers), median "
+        f"{polls.get('median_ms')} ms, p95 {polls.get('p95_ms')} ms",
     )
-    notes = [f"- {r.label}: {r.images:,} images in {r.seconds:.1f} s ({r.throughput:.0f} images/s)" for r in plain]
-    notes += [f"- {r.label}: {r.images:,} images in {r.seconds:.1f} s ({r.throughput:.0f} images/s)" for r in polled]
-    notes += [
-        f"- {r.label}: {r.images:,} images in {r.seconds:.1f} s ({r.throughput:.0f} images/s)" for r in baseline_runs
+    notes = [
+        f"- {r.label}: {r.images:,} images in {r.seconds:.1f} s ({r.throughput:.0f} images/s)"
+        + (f"; {r.status_failures} status requests of the benchmark not answered 200" if r.status_failures else "")
+        for r in plain + polled + baseline_runs + limits_off
     ]
     return [limits_row, pollers_row], notes, plain
 

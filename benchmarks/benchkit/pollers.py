@@ -55,9 +55,9 @@ def main() -> int:
         thread.start()
     sys.stdin.read()  # until the benchmark closes our stdin
     stop.set()
+    elapsed = time.perf_counter() - started  # the time polled (answers still in flight are waited for)
     for thread in threads:
         thread.join(timeout=35)
-    elapsed = time.perf_counter() - started
     latencies = sorted(out["latencies"])
     summary = {
         "threads": args.threads,
