@@ -25,8 +25,8 @@ from pathlib import Path
 
 from benchkit import ROOT
 from benchkit import measures as m
-from benchkit.report import cost_section, merge_report, table
-from benchkit.scaffolding import ImageHost, LoadSampler, log
+from benchkit.report import LoadSampler, cost_section, merge_report, table
+from benchkit.scaffolding import ImageHost, log
 from benchkit.stacks import BASELINE_COMMIT
 
 FULL = {"in_process": (1000, 40), "big": 50_000, "job": 5_000, "rounds": 2}

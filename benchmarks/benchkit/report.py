@@ -5,6 +5,9 @@ benchmarks/cold_start.py's "Cold start (INIT)") is kept verbatim, in its order."
 from __future__ import annotations
 
 import math
+import os
+import statistics
+import threading
 from dataclasses import dataclass
 
 # Sections of BENCHMARKS.md that bench writes (by heading prefix; older headings of bench's included).
@@ -156,6 +159,44 @@ def cost_section(c: CostInputs) -> list[str]:
         *lines,
         "",
     ]
+
+
+class LoadSampler:
+    """The machine's 1-minute load average, sampled every `every` seconds in a daemon thread while a
+    `with` block runs: figures measured while other work loads the machine are indicative only."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="load-sampler")
+
+    def _run(self) -> None:
+        while True:
+            if hasattr(os, "getloadavg"):
+                self.samples.append(os.getloadavg()[0])
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def contended(self) -> bool:
+        """More runnable work than cores at some point (the benchmark alone keeps about one busy)."""
+        return bool(self.samples) and max(self.samples) > (os.cpu_count() or 1)
+
+    def describe(self) -> str:
+        if not self.samples:
+            return "load average not available"
+        return (
+            f"load average (1 min) {min(self.samples):.1f}-{max(self.samples):.1f}, "
+            f"median {statistics.median(self.samples):.1f}, on {os.cpu_count()} cores"
+        )
 
 
 # -- BENCHMARKS.md ---------------------------------------------------------------------------------

@@ -8,9 +8,7 @@ import collections
 import contextlib
 import json
 import os
-import statistics
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -246,41 +244,3 @@ class InProcessApp:
             TableName=self.stack.refs["JobsTable"], Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "JOB"}}
         )["Item"]
         return {k: next(iter(v.values())) for k, v in item.items()}
-
-
-class LoadSampler:
-    """The machine's 1-minute load average, sampled every `every` seconds in a daemon thread while a
-    `with` block runs: figures measured while other work loads the machine are indicative only."""
-
-    def __init__(self, every: float = 10.0) -> None:
-        self.every = every
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="load-sampler")
-
-    def _run(self) -> None:
-        while True:
-            if hasattr(os, "getloadavg"):
-                self.samples.append(os.getloadavg()[0])
-            if self._stop.wait(self.every):
-                return
-
-    def __enter__(self) -> LoadSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def contended(self) -> bool:
-        """More runnable work than cores at some point (the benchmark alone keeps about one busy)."""
-        return bool(self.samples) and max(self.samples) > (os.cpu_count() or 1)
-
-    def describe(self) -> str:
-        if not self.samples:
-            return "load average not available"
-        return (
-            f"load average (1 min) {min(self.samples):.1f}-{max(self.samples):.1f}, "
-            f"median {statistics.median(self.samples):.1f}, on {os.cpu_count()} cores"
-        )

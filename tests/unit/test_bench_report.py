@@ -76,3 +76,18 @@ def test_cost_table_adds_up():
     assert abs(sum(costs) - total) < 1e-4
     assert "20.0 GB-s" in lines[2]  # 100 batches x 0.4 s x 0.5 GB
     assert "2010 WRU" in lines[6]
+
+
+def test_runs_under_more_load_than_cores_are_flagged_indicative():
+    import os
+
+    from benchmarks.benchkit.report import LoadSampler
+
+    sampler = LoadSampler()
+    assert not sampler.contended() and "not available" in sampler.describe()
+    cores = os.cpu_count() or 1
+    sampler.samples = [0.5, cores + 1.0]
+    assert sampler.contended()
+    assert f"on {cores} cores" in sampler.describe()
+    sampler.samples = [0.5, float(cores)]
+    assert not sampler.contended()
