@@ -20,17 +20,28 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from benchkit import ROOT
 from benchkit import measures as m
-from benchkit.report import LoadSampler, cost_section, merge_report, table
+from benchkit.report import LoadSampler, Row, cost_section, merge_report, table
 from benchkit.scaffolding import ImageHost, log
 from benchkit.stacks import BASELINE_COMMIT
 
 FULL = {"in_process": (1000, 40), "big": 50_000, "job": 5_000, "rounds": 2}
 QUICK = {"in_process": (200, 20), "big": 5_000, "job": 2_000, "rounds": 1}
+
+
+def guarded(what: str, measure: Callable[[], list[Row]]) -> list[Row]:
+    """The measure's rows, or one row "not measured" with the reason when it fails (a stack that does
+    not start on a loaded machine): the other measures still run and the file is still written."""
+    try:
+        return measure()
+    except Exception as exc:
+        log(f"{what} failed: {exc}")
+        return [Row(what, None, 1.0, "", note=f"failed: {str(exc)[:300]}")]
 
 
 def main() -> int:
@@ -56,18 +67,30 @@ def main() -> int:
     concurrencies = args.concurrency or ([5, m.LIMITS_CONCURRENCY] if args.quick else [5, 10, m.LIMITS_CONCURRENCY])
     host = ImageHost()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
-    log(f"local stack logs in {log_dir} (removed when the run ends normally)")
+    log(f"local stack logs in {log_dir} (removed when every measure ran)")
     started = time.monotonic()
     try:
         with LoadSampler() as load:
             rows, figures = m.in_process(host, in_process_images, batches_timed)
-            rows += m.local_stack_scale(host, log_dir, big)
+            rows += guarded(
+                f"local stack: submit and status at {big:,} images", lambda: m.local_stack_scale(host, log_dir, big)
+            )
             limit_rows, run_notes, plain = m.limits_and_pollers(host, log_dir, job, args.rounds or sizes["rounds"])
-            e2e_rows, e2e_notes = m.end_to_end(host, log_dir, job, concurrencies, {m.LIMITS_CONCURRENCY: plain})
+            e2e_notes: list[str] = []
+
+            def e2e() -> list[Row]:
+                e2e_rows, notes = m.end_to_end(host, log_dir, job, concurrencies, {m.LIMITS_CONCURRENCY: plain})
+                e2e_notes.extend(notes)
+                return e2e_rows
+
+            e2e_rows = guarded(f"end to end, {job:,} images, L = {' '.join(map(str, concurrencies))}", e2e)
             rows += e2e_rows + limit_rows
     finally:
         host.close()
-    shutil.rmtree(log_dir, ignore_errors=True)
+    if any(r.measured is None for r in rows):
+        log(f"local stack logs kept in {log_dir} (a measure failed)")
+    else:
+        shutil.rmtree(log_dir, ignore_errors=True)
     minutes = (time.monotonic() - started) / 60
 
     text = table(rows)
