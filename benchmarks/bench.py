@@ -41,7 +41,7 @@ def guarded(what: str, measure: Callable[[], list[Row]]) -> list[Row]:
         return measure()
     except Exception as exc:
         log(f"{what} failed: {exc}")
-        return [Row(what, None, 1.0, "", note=f"failed: {str(exc)[:300]}")]
+        return [Row(what, None, 1.0, "", note="failed: " + str(exc)[:300].replace("\n", " "))]
 
 
 def main() -> int:
@@ -126,11 +126,11 @@ def main() -> int:
         f"Jobs at L = {m.LIMITS_CONCURRENCY} (this checkout with the AWS limits model, with and without "
         f"{m.POLLERS} pollers, alternated with commit {BASELINE_COMMIT}, whose local stack has no limits model):",
         "",
-        *run_notes,
+        *(run_notes or ["- none measured (see the table)"]),
         "",
         "Other concurrency levels (batches in flight):",
         "",
-        *e2e_notes,
+        *(e2e_notes or ["- none measured"]),
         "",
         *cost_section(figures),
     ]

@@ -270,9 +270,9 @@ def limits_and_pollers(
                 try:
                     measure(round_)
                 except Exception as exc:  # one failed stack or job leaves the other rows measured
-                    errors.append(f"{measure.__name__}, round {round_ + 1}: {str(exc)[:200]}")
+                    errors.append(f"{measure.__name__}, round {round_ + 1}: {str(exc)[:200]}".replace("\n", " "))
                     log(f"failed: {errors[-1]}")
-    failed = "; failed: " + " | ".join(errors) if errors else ""
+    failed = "; failed: " + "; ".join(errors) if errors else ""
     metric = (
         f"limits on: {images:,} images at L = {LIMITS_CONCURRENCY}, throughput vs {BASELINE_COMMIT} "
         "(before the new write path) with them off"

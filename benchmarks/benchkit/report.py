@@ -49,12 +49,14 @@ class Row:
         return self.measured <= self.target if self.lower_is_better else self.measured >= self.target
 
     def line(self) -> str:
+        """The row in the Markdown table (a `|` inside the metric or note would split its cell)."""
+        metric, note = (text.replace("|", "\\|") for text in (self.metric, self.note))
         bound = "<=" if self.lower_is_better else ">="
         if self.measured is None:
-            return f"| {self.metric} | not measured | {bound} {self.target:g} | - | not measured | {self.note} |"
+            return f"| {metric} | not measured | {bound} {self.target:g} | - | not measured | {note} |"
         return (
-            f"| {self.metric} | {self.measured:.3f} {self.unit} | {bound} {self.target:g} | {self.ratio:.2f} "
-            f"| {'yes' if self.met else 'NO'} | {self.note} |"
+            f"| {metric} | {self.measured:.3f} {self.unit} | {bound} {self.target:g} | {self.ratio:.2f} "
+            f"| {'yes' if self.met else 'NO'} | {note} |"
         )
 
 

@@ -91,3 +91,8 @@ def test_runs_under_more_load_than_cores_are_flagged_indicative():
     assert f"on {cores} cores" in sampler.describe()
     sampler.samples = [0.5, float(cores)]
     assert not sampler.contended()
+
+
+def test_a_pipe_in_a_note_stays_inside_its_cell():
+    line = Row("limits on", None, 0.85, "x", lower_is_better=False, note="failed: a | b").line()
+    assert line.count(" | ") == 5 and "a \\| b" in line  # six cells
