@@ -15,7 +15,7 @@ SAM_STAMP := $(SAM_VENV)/.installed
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PATH="$(dir $(PYTHON312)):$$PATH" \
 	$(SAM_VENV)/bin/sam
 
-.PHONY: run test test-fast lint format openapi deploy-check demo bench clean
+.PHONY: run sam-local test test-fast lint format openapi deploy-check demo bench clean
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,14 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	@touch $(STAMP)
 
+# State (DynamoDB, S3, SNS, queued messages) is kept in .local/state/ across restarts; FRESH=1 starts empty.
 run: $(STAMP)
-	$(PY) -m local_stack --port $(PORT)
+	$(PY) -m local_stack --port $(PORT) $(if $(FRESH),--fresh)
+
+# The API in SAM CLI's emulator (Lambda containers; needs a container engine), the rest in the local
+# stack: README "sam local start-api". SAM on $(PORT), the local stack (samples, topics) on PORT+1.
+sam-local: $(STAMP) $(SAM_STAMP)
+	$(PY) -m tools.sam_local --port $(PORT) --sam $(SAM_VENV)/bin/sam
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -55,10 +61,14 @@ deploy-check: $(STAMP) $(SAM_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint
 	$(SAM) build
+	@# The layer as layers/common/Makefile builds it: bytecode for python3.12, no botocore of its own.
+	@test ! -e .aws-sam/build/CommonLayer/python/botocore || { echo "deploy-check: the layer ships botocore" >&2; exit 1; }
+	@ls .aws-sam/build/CommonLayer/python/retail_pulse/__pycache__/*.cpython-312.pyc >/dev/null 2>&1 || \
+		{ echo "deploy-check: the layer ships no bytecode" >&2; exit 1; }
 
 # The bundled sample job through a local stack started for the occasion, with a live progress bar.
 demo: $(STAMP)
-	@$(PY) -m local_stack --port $(PORT) > .local-stack.log 2>&1 & pid=$$!; \
+	@$(PY) -m local_stack --port $(PORT) --no-state > .local-stack.log 2>&1 & pid=$$!; \
 	trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; \
 	for i in $$(seq 120); do grep -q "Local stack ready" .local-stack.log && break; sleep 0.5; done; \
 	$(PY) -m retail_pulse_cli --base-url http://127.0.0.1:$(PORT) submit examples/sample_job.json --wait; \

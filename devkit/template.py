@@ -196,7 +196,12 @@ class Stack:
         return str(self.resolve({"Ref": name}))
 
     # -- provisioning ---------------------------------------------------------------------
-    def provision(self, dynamodb: Any, sqs: Any, s3: Any | None = None, sns: Any | None = None) -> Stack:
+    def provision(
+        self, dynamodb: Any, sqs: Any, s3: Any | None = None, sns: Any | None = None, *, existing_ok: bool = False
+    ) -> Stack:
+        """Creates the template's topics, tables, queues and buckets. `existing_ok`: tables that
+        already exist (a restored local state) are kept as they are, if their keys and indexes are
+        the template's (ValueError otherwise); topics, queues and buckets are created idempotently."""
         for logical in self.of_type("AWS::SNS::Topic"):
             # Without an SNS client the ARN is still known (functions' environment names it).
             name = f"{self.prefix}-{logical}"
@@ -207,7 +212,7 @@ class Stack:
             self.attrs[(logical, "TopicName")] = name
             self.attrs[(logical, "TopicArn")] = arn
         for logical, res in self.of_type("AWS::DynamoDB::Table").items():
-            self._create_table(dynamodb, logical, res["Properties"])
+            self._create_table(dynamodb, logical, res["Properties"], existing_ok)
         queues = self.of_type("AWS::SQS::Queue")
         # Dead-letter queues first: a redrive policy names their ARN.
         for logical in sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {})):
@@ -220,8 +225,15 @@ class Stack:
             self.attrs[(logical, "Arn")] = f"arn:aws:s3:::{name}"
         return self
 
-    def _create_table(self, dynamodb: Any, logical: str, props: dict) -> None:
+    def _create_table(self, dynamodb: Any, logical: str, props: dict, existing_ok: bool = False) -> None:
         name = f"{self.prefix}-{logical}"
+        self.refs[logical] = name
+        self.attrs[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+        if existing_ok and _existing_table(dynamodb, name, props):
+            if props.get("StreamSpecification"):  # restored with its stream: the sources need its ARN
+                described = dynamodb.describe_table(TableName=name)["Table"]
+                self.attrs[(logical, "StreamArn")] = described["LatestStreamArn"]
+            return
         kwargs: dict[str, Any] = {
             "TableName": name,
             "KeySchema": props["KeySchema"],
@@ -251,8 +263,6 @@ class Stack:
         ttl = props.get("TimeToLiveSpecification")
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-        self.refs[logical] = name
-        self.attrs[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
 
     def _units(self, throughput: dict) -> dict[str, int]:
         """A WarmThroughput block with its parameters resolved to numbers."""
@@ -393,3 +403,26 @@ class Stack:
 def _true(value: Any) -> bool:
     """CloudFormation booleans may be written as strings ("true") or come from a parameter."""
     return value.lower() == "true" if isinstance(value, str) else bool(value)
+
+
+def _existing_table(dynamodb: Any, name: str, props: dict) -> bool:
+    """Whether table `name` exists; ValueError when it does with other keys or indexes than `props`."""
+    try:
+        table = dynamodb.describe_table(TableName=name)["Table"]
+    except dynamodb.exceptions.ResourceNotFoundException:
+        return False
+
+    def shape(keys: list, indexes: list) -> tuple:
+        return (
+            sorted((k["AttributeName"], k["KeyType"]) for k in keys),
+            sorted(
+                (i["IndexName"], tuple(sorted((k["AttributeName"], k["KeyType"]) for k in i["KeySchema"])))
+                for i in indexes
+            ),
+        )
+
+    saved = shape(table["KeySchema"], table.get("GlobalSecondaryIndexes", []))
+    wanted = shape(props["KeySchema"], props.get("GlobalSecondaryIndexes", []))
+    if saved != wanted:
+        raise ValueError(f"table {name} exists with other keys or indexes than template.yaml defines")
+    return True

@@ -12,6 +12,7 @@ from pathlib import Path
 from .dynamodb_limits import LimitsConfig
 from .gateway import INTEGRATION_TIMEOUT_S
 from .stack import LocalStack, Options
+from .state import DEFAULT_INTERVAL_S, DEFAULT_STATE_DIR, StateDirInUse
 
 
 def aws_limits(args: argparse.Namespace) -> LimitsConfig | None:
@@ -35,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         "--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE", help="template parameters, as sam"
     )
     parser.add_argument("--max-concurrency", type=int, help="batches in flight (default: template's)")
-    parser.add_argument("--visibility-timeout", type=float, help="seconds (default: the template's)")
+    parser.add_argument(
+        "--visibility-timeout", type=float, help="seconds (default: the template's; not below its consumer's Timeout)"
+    )
     parser.add_argument("--warm", type=int, default=2, help="workers per function started before ready")
     parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE", help="extra function environment")
     parser.add_argument(
@@ -51,6 +54,34 @@ def main(argv: list[str] | None = None) -> int:
         default=INTEGRATION_TIMEOUT_S,
         metavar="SECONDS",
         help="API Gateway's integration timeout: a slower function's caller gets 504 (default: %(default)s)",
+    )
+    state = parser.add_argument_group("state", "the AWS side kept across restarts (DynamoDB, S3, SNS, queues)")
+    state.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("LOCAL_STATE_DIR") or DEFAULT_STATE_DIR),
+        metavar="DIR",
+        help="where it is kept (default: .local/state/ in the repository, or LOCAL_STATE_DIR)",
+    )
+    state.add_argument("--fresh", action="store_true", help="discard what --state-dir holds and start empty")
+    state.add_argument("--no-state", action="store_true", help="keep nothing: in memory only (tests, benchmarks)")
+    state.add_argument(
+        "--state-interval",
+        type=float,
+        default=DEFAULT_INTERVAL_S,
+        metavar="S",
+        help="seconds between saves while running (default %(default)s; also saved on Ctrl-C/SIGTERM)",
+    )
+    parser.add_argument(
+        "--no-api",
+        action="store_true",
+        help="serve no API route (for `make sam-local`: sam local start-api serves them); the rest runs",
+    )
+    parser.add_argument(
+        "--write-env",
+        type=Path,
+        metavar="FILE",
+        help="write each function's environment to FILE (JSON: logical id -> variables)",
     )
     limits = parser.add_argument_group("AWS limits", "a model of DynamoDB's limits in front of moto (on by default)")
     limits.add_argument("--no-aws-limits", action="store_true", help="moto as it is (also LOCAL_AWS_LIMITS=off)")
@@ -81,8 +112,17 @@ def main(argv: list[str] | None = None) -> int:
         integration_timeout=args.integration_timeout,
         aws_limits=aws_limits(args),
         template=args.template,
+        state_dir=None if args.no_state else args.state_dir.expanduser().resolve(),
+        fresh=args.fresh,
+        state_interval=args.state_interval,
+        no_api=args.no_api,
+        env_file=args.write_env,
     )
-    stack = LocalStack(options).start()
+    try:
+        stack = LocalStack(options).start()
+    except StateDirInUse as exc:
+        print(f"local stack: {exc}", file=sys.stderr, flush=True)
+        return 2
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())

@@ -15,14 +15,19 @@ import json
 import multiprocessing
 import os
 import threading
+import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from . import moto_state
 from .dynamodb_limits import DynamoDBLimits, LimitsConfig
 from .dynamodb_limits_adapters import LIMITS_PATH, LimitsMiddleware, limits_off_response
 from .sqs import SqsError, SqsService
+
+STATE_PATH = "/_local/state"  # POST: save moto's state to its file (when it changed since the last save)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -88,19 +93,36 @@ def is_read(environ: dict) -> bool:
 
 class MotoApp:
     """moto's WSGI app behind a read/write lock, with fault injection for tests and, unless `limits`
-    is None, the model of DynamoDB's limits in front of it (`dynamodb_limits`)."""
+    is None, the model of DynamoDB's limits in front of it (`dynamodb_limits`). With a `state_file`,
+    moto's state is restored from it first and saved to it on `POST /_local/state`."""
 
-    def __init__(self, limits: LimitsConfig | None = None) -> None:
+    def __init__(self, limits: LimitsConfig | None = None, state_file: Path | None = None) -> None:
         from moto.server import DomainDispatcherApplication, create_backend_app
 
         from . import moto_patches
 
         moto_patches.install()
+        self.state_file = state_file
+        self.restored = moto_state.restore(state_file) if state_file else None
+        self._changed = False  # a write completed since the last save
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._lock = ReadWriteLock()
         self._faults: list[dict] = []
         self._faults_lock = threading.Lock()
         self.limits = LimitsMiddleware(DynamoDBLimits(limits), self._moto, self._locked) if limits else None
+
+    def save_state(self) -> dict:
+        if self.state_file is None or not self._changed:
+            return {"saved": False}
+        started = time.monotonic()
+        size = moto_state.save(self.state_file, self._writing_for_save)
+        return {"saved": True, "bytes": size, "seconds": round(time.monotonic() - started, 3)}
+
+    @contextlib.contextmanager
+    def _writing_for_save(self):
+        with self._lock.writing():
+            self._changed = False  # under the lock: a write after the save marks it changed again
+            yield
 
     def _locked(self, write: bool):
         return self._lock.writing() if write else self._lock.reading()
@@ -142,6 +164,10 @@ class MotoApp:
                 self.inject_fault(**json.loads(environ["wsgi.input"].read(length)))
             start_response("204 No Content", [])
             return []
+        if environ.get("PATH_INFO") == STATE_PATH and environ.get("REQUEST_METHOD") == "POST":
+            data = json.dumps(self.save_state()).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+            return [data]
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         fault = self._take_fault(target, environ) if target else None
         if fault:
@@ -150,15 +176,21 @@ class MotoApp:
             return [data.encode()]
         if self.limits is None and environ.get("PATH_INFO") == LIMITS_PATH:
             return limits_off_response(start_response)
-        if self.limits is not None and self.limits.serves(environ):
-            return self.limits(environ, start_response)
-        with self._lock.reading() if is_read(environ) else self._lock.writing():
-            return list(self._moto(environ, start_response))
+        read = is_read(environ)
+        try:
+            if self.limits is not None and self.limits.serves(environ):
+                return self.limits(environ, start_response)
+            with self._lock.reading() if read else self._lock.writing():
+                return list(self._moto(environ, start_response))
+        finally:
+            if not read:
+                self._changed = True  # after the write: a save under the lock before it includes it
 
 
-def _serve_moto(host: str, port: int, conn, limits: LimitsConfig | None) -> None:
-    server = make_server(host, port, MotoApp(limits), threaded=True, request_handler=_QuietHandler)
-    conn.send(server.port)
+def _serve_moto(host: str, port: int, conn, limits: LimitsConfig | None, state_file: Path | None) -> None:
+    app = MotoApp(limits, state_file)
+    server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+    conn.send((server.port, app.restored))
 
     def exit_with_parent() -> None:
         # The pipe closes when the local stack exits, however it exits (even SIGKILL): so do we.
@@ -195,13 +227,18 @@ class SqsApp:
 
 
 class AwsEndpoint:
-    """`limits`: the DynamoDB limits model's parameters, or None for moto as it is."""
+    """`limits`: the DynamoDB limits model's parameters, or None for moto as it is. `moto_state_file`:
+    where moto's state is restored from and saved to (`save_moto_state`), or None to keep none."""
 
-    def __init__(self, host: str = "127.0.0.1", limits: LimitsConfig | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", limits: LimitsConfig | None = None, moto_state_file: Path | None = None
+    ) -> None:
         self.limits = limits
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        self._moto_process = ctx.Process(target=_serve_moto, args=(host, 0, child, limits), daemon=True, name="moto")
+        self._moto_process = ctx.Process(
+            target=_serve_moto, args=(host, 0, child, limits, moto_state_file), daemon=True, name="moto"
+        )
         self._moto_process.start()
         self._sqs_server = make_server(host, 0, SqsApp(SqsService("")), threaded=True, request_handler=_QuietHandler)
         self.sqs_url = f"http://{host}:{self._sqs_server.port}"
@@ -209,7 +246,8 @@ class AwsEndpoint:
         self.sqs.base_url = self.sqs_url
         if not parent.poll(120):
             raise RuntimeError("moto did not start")
-        self.moto_url = f"http://{host}:{parent.recv()}"
+        moto_port, self.moto_restored = parent.recv()
+        self.moto_url = f"http://{host}:{moto_port}"
         self._moto_pipe = parent  # kept open for the moto process's lifetime (it exits when this closes)
         self._thread = threading.Thread(target=self._sqs_server.serve_forever, name="sqs", daemon=True)
 
@@ -220,6 +258,14 @@ class AwsEndpoint:
     def environment(self) -> dict[str, str]:
         """What a function needs to reach these endpoints through the SDK's standard settings."""
         return {"AWS_ENDPOINT_URL": self.moto_url, "AWS_ENDPOINT_URL_SQS": self.sqs_url}
+
+    def save_moto_state(self) -> dict:
+        """Has the moto process save its state now (if it changed): {"saved", "bytes", "seconds"}."""
+        import requests
+
+        response = requests.post(self.moto_url + STATE_PATH, timeout=600)
+        response.raise_for_status()
+        return response.json()
 
     def client(self, service: str, **kwargs: Any):
         import boto3

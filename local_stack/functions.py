@@ -29,6 +29,8 @@ def _worker_main(spec: dict, env: dict[str, str], conn: Connection) -> None:
     os.environ.update(env)
     sys.path[:0] = [spec["code_uri"], *spec["layer_dirs"]]
     module_name, function_name = spec["handler"].rsplit(".", 1)
+    # Lambda's INIT phase: the handler module's import (a cold start pays it before the first event).
+    started = time.perf_counter()
     try:
         handler = getattr(importlib.import_module(module_name), function_name)
     except Exception:  # an import error is reported on every invocation, as Lambda does
@@ -37,7 +39,7 @@ def _worker_main(spec: dict, env: dict[str, str], conn: Connection) -> None:
         def handler(_event: Any, _context: Any) -> Any:
             raise RuntimeError(f"Runtime.ImportModuleError: {error}")
 
-    conn.send(("ready", None))
+    conn.send(("ready", time.perf_counter() - started))
     while True:
         try:
             request = conn.recv()
@@ -77,11 +79,13 @@ class _Worker:
         self.process.start()
         child.close()
         self.ready = False
+        self.init_s: float | None = None  # the handler's import, as timed in the worker
 
     def wait_ready(self, timeout: float) -> bool:
         """Cold start: wait for the import to finish (not counted against the function's Timeout)."""
         if not self.ready and self.conn.poll(timeout):
-            self.ready = self.conn.recv()[0] == "ready"
+            status, self.init_s = self.conn.recv()
+            self.ready = status == "ready"
         return self.ready
 
     def stop(self) -> None:
@@ -126,6 +130,11 @@ class FunctionPool:
             workers = list(self._all)
         for worker in workers:
             worker.wait_ready(timeout)
+
+    def init_times(self) -> list[float]:
+        """Import times (s) of the workers started so far (their INIT, on this machine's CPU)."""
+        with self._lock:
+            return [w.init_s for w in self._all if w.init_s is not None]
 
     def _spawn(self) -> _Worker:
         worker = _Worker(self._ctx, self._spec, self.env)

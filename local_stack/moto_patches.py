@@ -185,6 +185,10 @@ def _install_streams() -> None:
                 self.sized = True
             return self.record
 
+    # A module global under its own name, so unread records pickle with moto's state (local_stack/state.py).
+    LazyStreamRecord.__qualname__ = "LazyStreamRecord"
+    globals()["LazyStreamRecord"] = LazyStreamRecord
+
     def add(self: StreamShard, old: Any, new: Any) -> None:
         if getattr(_local, "suppressed", False):
             return

@@ -99,6 +99,11 @@ class RunningStack:
             aws_secret_access_key="local",  # noqa: S106 - the local endpoint takes any
         )
 
+    def crash(self) -> None:
+        """Ends the stack as a crash would (SIGKILL): no final save."""
+        self.process.kill()
+        self.process.wait(timeout=15)
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -107,9 +112,15 @@ class RunningStack:
             self.process.kill()
 
 
-def start_local_stack(log_dir: Path, *args: str, env: dict | None = None, startup_timeout: float = 90) -> RunningStack:
-    port = free_port()
+def start_local_stack(
+    log_dir: Path, *args: str, env: dict | None = None, startup_timeout: float = 90, port: int | None = None
+) -> RunningStack:
+    """Tests and benchmarks start from nothing and keep nothing (`--no-state`), never touching the
+    developer's `.local/state/`, unless `args` name a `--state-dir` of their own."""
+    port = port or free_port()
     log = Path(log_dir) / f"local-stack-{port}.log"
+    if "--state-dir" not in args and "--no-state" not in args:
+        args = ("--no-state", *args)
     process = subprocess.Popen(
         [sys.executable, "-m", "local_stack", "--port", str(port), *args],
         cwd=ROOT,

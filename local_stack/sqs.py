@@ -66,6 +66,9 @@ class Queue:
         self._seq = itertools.count()
         self.dead_letter: Queue | None = None
         self.max_receive_count: int | None = None
+        # Counts changes to what `export_messages` returns (messages, receive counts): the local
+        # stack's state keeper saves only when this moved.
+        self.changes = 0
 
     # -- configuration --------------------------------------------------------------------
     @property
@@ -87,6 +90,7 @@ class Queue:
         with self.lock:
             self.messages[message.message_id] = message
             self._make_ready(message)
+            self.changes += 1
             self.lock.notify_all()
         return message
 
@@ -109,6 +113,7 @@ class Queue:
             if message is None or message.receipt != receipt:
                 return False
             del self.messages[message_id]
+            self.changes += 1
             return True
 
     def change_visibility(self, receipt: str, timeout: float) -> None:
@@ -130,12 +135,48 @@ class Queue:
             self.ready_count = 0
             self.in_flight.clear()
             self.receipts.clear()
+            self.changes += 1
 
     def counts(self) -> tuple[int, int]:
         """(visible, in flight)"""
         with self.lock:
             self._expire_visibility()
             return self.ready_count, len(self.messages) - self.ready_count
+
+    def export_messages(self) -> list[dict]:
+        """Every message, ready or in flight, in the order they were sent (JSON-able)."""
+        with self.lock:
+            return [
+                {
+                    "message_id": m.message_id,
+                    "body": m.body,
+                    "group": m.group,
+                    "sent_at": m.sent_at,
+                    "attributes": m.attributes,
+                    "receive_count": m.receive_count,
+                    "first_received_at": m.first_received_at,
+                }
+                for m in self.messages.values()
+            ]
+
+    def import_messages(self, saved: list[dict]) -> None:
+        """Messages from `export_messages`, all visible at once: one that was in flight when saved
+        is received again, as after its visibility timeout (its receive count kept, for the redrive)."""
+        with self.lock:
+            for d in saved:
+                message = Message(
+                    message_id=d["message_id"],
+                    body=d["body"],
+                    group=d["group"],
+                    sent_at=d["sent_at"],
+                    attributes=d.get("attributes") or {},
+                    receive_count=d.get("receive_count", 0),
+                    first_received_at=d.get("first_received_at"),
+                )
+                self.messages[message.message_id] = message
+                self._make_ready(message)
+            self.changes += 1
+            self.lock.notify_all()
 
     def next_visible_in(self) -> float | None:
         with self.lock:
@@ -165,6 +206,7 @@ class Queue:
             if message is None:
                 continue
             message.receive_count += 1
+            self.changes += 1
             message.first_received_at = message.first_received_at or time.time()
             message.receipt = f"{message_id}#{uuid.uuid4().hex}"
             message.visible_at = now + timeout
@@ -187,6 +229,7 @@ class Queue:
                 and message.receive_count >= self.max_receive_count
             ):
                 del self.messages[message_id]
+                self.changes += 1
                 self.dead_letter.send(message.body, message.group, message.attributes)
                 continue
             self._make_ready(message)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from botocore.config import Config
 
+from devkit.function_env import local_environment
 from devkit.template import REGION, Stack
 
 from .aws import AwsEndpoint
@@ -23,6 +25,7 @@ from .event_source import SqsEventSource
 from .functions import FunctionPool
 from .gateway import INTEGRATION_TIMEOUT_S, Gateway
 from .samples import serve_sample
+from .state import DEFAULT_INTERVAL_S, StateDir, StateKeeper
 from .stream_source import StreamEventSource
 from .topics import PREFIX as TOPICS_PREFIX
 from .topics import TopicInbox
@@ -44,6 +47,28 @@ class Options:
     integration_timeout: float = INTEGRATION_TIMEOUT_S  # API Gateway's; tests shorten it
     aws_limits: LimitsConfig | None = field(default_factory=LimitsConfig)  # None: moto never refuses
     template: Path | None = None  # default: template.yaml (tests run others)
+    state_dir: Path | None = None  # where the AWS side is kept across restarts (state.py); None: nowhere
+    fresh: bool = False  # discard what state_dir holds and start empty
+    state_interval: float = DEFAULT_INTERVAL_S  # seconds between saves
+    # Serve no API route (`make sam-local`: SAM's emulator serves them); samples and topics still served.
+    no_api: bool = False
+    env_file: Path | None = None  # where to write each function's environment (JSON, SAM's --env-vars shape)
+
+
+# The template parameter of the key that signs job callbacks, and the variable functions read it from.
+SIGNING_SECRET_PARAMETER = "CallbackSigningSecret"  # noqa: S105 - a name, not a secret
+SIGNING_SECRET_VARIABLE = "CALLBACK_SIGNING_SECRET"  # noqa: S105 - a name, not a secret
+
+
+def signing_secret_to_generate(options: Options, template_parameters: dict, environ=os.environ) -> bool:
+    """True when nobody chose the callback signing key: a run without one could not call callbacks
+    back at all (submit refuses a callback_url), so the local stack makes one up for the run."""
+    chosen = (
+        SIGNING_SECRET_PARAMETER in options.parameter_overrides
+        or SIGNING_SECRET_VARIABLE in environ
+        or SIGNING_SECRET_VARIABLE in options.environment
+    )
+    return SIGNING_SECRET_PARAMETER in template_parameters and not chosen
 
 
 def parse_rate(expression: str) -> float | None:
@@ -57,22 +82,38 @@ def parse_rate(expression: str) -> float | None:
 class LocalStack:
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.aws = AwsEndpoint(options.host, options.aws_limits).start()
+        state = StateDir(options.state_dir).claim() if options.state_dir else None
+        if state and options.fresh:
+            state.wipe()
+        self.aws = AwsEndpoint(options.host, options.aws_limits, state.moto_file if state else None).start()
         config = Config(retries={"mode": "standard"})
         if options.template:
             self.stack = Stack.from_file(options.template, options.parameter_overrides, prefix="local")
         else:
             self.stack = Stack(parameters=options.parameter_overrides, prefix="local")
-        self.stack.provision(
-            self.aws.client("dynamodb", config=config),
-            self.aws.client("sqs", config=config),
-            self.aws.client("s3", config=config),
-            self.aws.client("sns", config=config),
-        )
+        self.generated_signing_secret: str | None = None
+        if signing_secret_to_generate(options, self.stack.template.get("Parameters", {})):
+            self.generated_signing_secret = secrets.token_urlsafe(24)
+            self.stack.parameters[SIGNING_SECRET_PARAMETER] = self.generated_signing_secret
+        try:
+            self.stack.provision(
+                self.aws.client("dynamodb", config=config),
+                self.aws.client("sqs", config=config),
+                self.aws.client("s3", config=config),
+                self.aws.client("sns", config=config),
+                existing_ok=bool(self.aws.moto_restored and self.aws.moto_restored.ok),
+            )
+        except ValueError as exc:  # a restored table that the template has changed since
+            self.aws.stop()
+            raise SystemExit(f"{exc}: the state in {options.state_dir} is from another template; use --fresh") from None
         # SNS topics (e.g. JobEventsTopic) are readable at GET /_local/topics/<LogicalId>.
         self.topics = TopicInbox(options.host)
         for logical in self.stack.of_type("AWS::SNS::Topic"):
             self.topics.subscribe(self.aws.client("sns", config=config), logical, self.stack.refs[logical])
+        # Saved messages go back in their queues before any event source reads them.
+        self.state = StateKeeper(state, self.aws, self.topics, options.state_interval) if state else None
+        if self.state:
+            self.state.restore(options.fresh)
         if options.visibility_timeout is not None:
             for queue in self.aws.sqs.queues.values():
                 queue.attributes["VisibilityTimeout"] = str(options.visibility_timeout)
@@ -94,31 +135,14 @@ class LocalStack:
         raw_specs = self.stack.functions(resolve_environment=False)
         for name, spec in self.stack.functions().items():
             self._add_function(spec, raw_specs[name].environment)
+        if options.env_file:
+            environments = {name: pool.env for name, pool in self.pools.items()}
+            options.env_file.write_text(json.dumps(environments, indent=2, sort_keys=True))
 
     def _function_env(self, resolved: dict[str, str], raw: dict) -> dict[str, str]:
-        env = dict(resolved)
-        # Settings that are not resource names pass through from the local stack's own environment.
-        for key, value in raw.items():
-            is_resource = isinstance(value, dict) and "Ref" in value and value["Ref"] in self.stack.resources
-            if not is_resource and key in os.environ:
-                env[key] = os.environ[key]
-        uri = env.get("STORE_MASTER_URI", "")
-        if uri and not uri.startswith("s3://"):
-            env["STORE_MASTER_URI"] = str(Path(uri).expanduser().resolve())
-        env.update(
-            {
-                **self.aws.environment(),
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION,
-                "ALLOW_PRIVATE_IMAGE_HOSTS": "true",  # sample and test images live on 127.0.0.1
-                "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
-                "PYTHONUNBUFFERED": "1",
-            }
+        return local_environment(
+            resolved, raw, self.stack.resources, self.aws.environment(), overrides=self.options.environment
         )
-        env.update(self.options.environment)
-        return env
 
     def _add_function(self, spec, raw_env: dict) -> None:
         env = self._function_env(spec.environment, raw_env)
@@ -135,10 +159,16 @@ class LocalStack:
         nice = BACKGROUND_NICE if sources or streams or spec.schedules else 0
         pool = FunctionPool(spec, env, [str(d) for d in spec.layer_dirs], concurrency, nice)
         self.pools[spec.logical_id] = pool
-        for route in spec.routes:
+        for route in [] if self.options.no_api else spec.routes:
             self.gateway.add_route(route.method, route.path, pool, route.api_key_required)
         for source in sources:
             queue = self.aws.sqs.queue_by_url(self.stack.refs[source.queue])
+            if queue.visibility_timeout < spec.timeout:
+                # Lambda refuses this mapping: a batch still running would be delivered again.
+                raise SystemExit(
+                    f"InvalidParameterValueException: Queue visibility timeout: {queue.visibility_timeout:g} seconds"
+                    f" is less than Function timeout: {spec.timeout:g} seconds ({spec.logical_id} <- {source.queue})"
+                )
             self.event_sources.append(
                 SqsEventSource(queue, pool, source.batch_size, concurrency, source.report_item_failures)
             )
@@ -177,6 +207,8 @@ class LocalStack:
             stream.start()
         self._server = self.gateway.serve(self.options.host, self.options.port)
         threading.Thread(target=self._server.serve_forever, name="api", daemon=True).start()
+        if self.state:
+            self.state.start()
         return self
 
     @property
@@ -190,9 +222,18 @@ class LocalStack:
             f"try {self.url}/api/health)",
             f"AWS endpoint {self.aws.moto_url}  (moto: DynamoDB, S3, ...; SQS at {self.aws.sqs_url})",
             f"AWS limits   {self._limits_banner()}",
+            f"State        {self._state_banner()}",
             f"Samples      {self.url}/samples/shelf.jpg",
             f"SNS topics   {self.url}{TOPICS_PREFIX}<LogicalId>  (messages moto delivered, e.g. JobEventsTopic)",
         ]
+        if self.options.no_api:
+            lines[0] = f"API          none (--no-api); samples and topics at {self.url}"
+        if self.generated_signing_secret:
+            lines.append(
+                f"Callbacks    signed with {SIGNING_SECRET_VARIABLE}={self.generated_signing_secret} "
+                f"(made up for this run; --parameter-overrides {SIGNING_SECRET_PARAMETER}=... to choose)"
+            )
+        lines.append("INIT         " + self._init_banner())
         for route in self.gateway.routes:
             lines.append(f"  {route.method:6} {route.resource:28} -> {route.target.spec.logical_id}")
         for source in self.event_sources:
@@ -204,6 +245,24 @@ class LocalStack:
             lines.append(f"  {stream.describe()}")
         lines.append(json.dumps({"tables": self.stack.refs.get("JobsTable")}))
         return "\n".join(lines)
+
+    def _state_banner(self) -> str:
+        if self.state is None:
+            return "not kept (--no-state): everything is gone when the stack stops"
+        return (
+            f"{self.state.state.path}  {self.state.summary}; saved every {self.options.state_interval:g} s "
+            "and on Ctrl-C (--fresh starts empty)"
+        )
+
+    def _init_banner(self) -> str:
+        """Each function's handler import in its warm workers (median, on this machine: Lambda's INIT
+        runs on a share of a vCPU proportional to memory, see benchmarks/cold_start.py)."""
+        parts = []
+        for name, pool in self.pools.items():
+            times = sorted(pool.init_times())
+            if times:
+                parts.append(f"{name.removesuffix('Function')} {times[len(times) // 2] * 1000:.0f} ms")
+        return ", ".join(parts) or "no worker started"
 
     def _limits_banner(self) -> str:
         limits = self.options.aws_limits
@@ -222,5 +281,11 @@ class LocalStack:
             self._server.server_close()
         for pool in self.pools.values():
             pool.stop()
+        if self.state:
+            # Nothing runs any more: this save is consistent (messages in flight are visible again).
+            try:
+                self.state.stop()
+            except Exception as exc:  # the stack still stops; the last periodic save remains
+                print(f"state: the final save to {self.state.state.path} failed: {exc}", flush=True)
         self.topics.stop()
         self.aws.stop()

@@ -36,11 +36,34 @@ class TopicInbox:
         self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://{host}:{self._server.server_address[1]}"
+        self._base = f"http://{host}:"  # every inbox of a local stack on this host
         threading.Thread(target=self._server.serve_forever, name="topic-inbox", daemon=True).start()
 
     def subscribe(self, sns: Any, logical_id: str, topic_arn: str) -> None:
         self._messages.setdefault(logical_id, [])
-        sns.subscribe(TopicArn=topic_arn, Protocol="http", Endpoint=f"{self.url}/{logical_id}")
+        endpoint = f"{self.url}/{logical_id}"
+        # A topic restored from a saved state still has the inbox of the previous run subscribed, on
+        # a port that may belong to anything by now: those subscriptions go.
+        previous = sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
+        for sub in previous:
+            old = sub.get("Endpoint", "")
+            ours = sub.get("Protocol") == "http" and old.startswith(self._base) and old.endswith(f"/{logical_id}")
+            if ours and old != endpoint:
+                sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+        sns.subscribe(TopicArn=topic_arn, Protocol="http", Endpoint=endpoint)
+
+    def export_messages(self) -> dict[str, list[dict]]:
+        with self._lock:
+            return {topic: list(messages) for topic, messages in self._messages.items()}
+
+    def import_messages(self, saved: dict[str, list[dict]]) -> None:
+        with self._lock:
+            for topic, messages in saved.items():
+                self._messages[topic] = list(messages) + self._messages.get(topic, [])
+
+    @property
+    def changes(self) -> int:
+        return sum(len(messages) for messages in self._messages.values())
 
     def receive(self, logical_id: str, raw: bytes) -> None:
         try:

@@ -66,8 +66,10 @@ def stack(aws_env, monkeypatch, stack_template):
             {
                 "PROCESSING_DELAY_MIN_S": "0",
                 "PROCESSING_DELAY_MAX_S": "0.01",
-                # moto is not thread-safe in-process; the parallel send path is covered by the local stack.
+                # moto is not thread-safe in-process (concurrent writes race its stream records): the
+                # parallel send and write paths are covered by the local stack.
                 "ENQUEUE_CONCURRENCY": "1",
+                "RESULT_WRITE_CONCURRENCY": "1",
                 "DOWNLOAD_READ_TIMEOUT_S": "1",
                 # The image server of these tests listens on 127.0.0.1, which the cloud refuses (SSRF).
                 "ALLOW_PRIVATE_IMAGE_HOSTS": "true",

@@ -6,12 +6,11 @@ import warnings
 from typing import Annotated, Literal
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 
 from retail_pulse import handler_kit as kit
-from retail_pulse.api.responses import api_cors, json_response, register_error_handlers
+from retail_pulse.api.responses import ApiResolver, api_cors, json_response, register_error_handlers
 from retail_pulse.api.schema import EnqueueFailedBody, ErrorBody, JobsPage, JobStatus, RetryAccepted, json_content
 from retail_pulse.logic.jobs import DEFAULT_JOBS_PAGE, MAX_JOBS_PAGE, cancel_job, list_jobs, retry_job
 from retail_pulse.logic.notify import notify_ended_jobs
@@ -19,7 +18,7 @@ from retail_pulse.logic.notify import notify_ended_jobs
 logger = Logger()
 tracer = Tracer()
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
-app = APIGatewayRestResolver(enable_validation=True, cors=api_cors())
+app = ApiResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 
 JobId = Annotated[str, Query(description="The `job_id` that submit returned.")]

@@ -5,12 +5,11 @@
 from typing import Annotated
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 
 from retail_pulse import handler_kit as kit
-from retail_pulse.api.responses import api_cors, json_response, register_error_handlers
+from retail_pulse.api.responses import ApiResolver, api_cors, json_response, register_error_handlers
 from retail_pulse.logic.reports import (
     DEFAULT_VISIT_PAGE,
     MAX_VISIT_PAGE,
@@ -22,7 +21,7 @@ from retail_pulse.logic.stores import DEFAULT_STORES, MAX_STORES, search_stores
 
 logger = Logger()
 tracer = Tracer()
-app = APIGatewayRestResolver(enable_validation=True, cors=api_cors())
+app = ApiResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 
 Area = Annotated[str, Query(description="An AreaCode of the Store Master.")]
@@ -39,8 +38,12 @@ def visits(
     *,
     area: Area,
     storeid: StoreId = None,
-    startdate: Annotated[str | None, Query(description="YYYY-MM-DD or RFC 3339, inclusive, UTC.")] = None,
-    enddate: Annotated[str | None, Query(description="YYYY-MM-DD (the whole day) or RFC 3339, inclusive.")] = None,
+    startdate: Annotated[
+        str | None, Query(description="YYYY-MM-DD or an RFC 3339 date-time (as visit_time), inclusive, UTC.")
+    ] = None,
+    enddate: Annotated[
+        str | None, Query(description="YYYY-MM-DD (the whole day) or an RFC 3339 date-time, inclusive.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_VISIT_PAGE, description="Images per page.")] = DEFAULT_VISIT_PAGE,
     next_token: Annotated[str | None, Query(description="From the previous page; omit for the first.")] = None,
 ):

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 
 from retail_pulse import handler_kit as kit
 from retail_pulse.api.docs import SWAGGER_ASSETS, document_for, stage_prefix, swagger_asset, swagger_page
-from retail_pulse.api.responses import api_cors, json_response, register_error_handlers
+from retail_pulse.api.responses import ApiResolver, api_cors, json_response, register_error_handlers
 from retail_pulse.api.schema import ErrorBody, Health, JobStatus, ResultsPage, json_content
 from retail_pulse.logic.status import DEFAULT_PAGE, MAX_PAGE, job_results, job_status
 
@@ -24,7 +24,7 @@ ASSET_CACHE_CONTROL = "public, max-age=86400"
 
 logger = Logger()
 tracer = Tracer()
-app = APIGatewayRestResolver(enable_validation=True, cors=api_cors())
+app = ApiResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 
 BAD_REQUEST = json_content(ErrorBody, "Missing or unknown `jobid`, or a bad parameter: `<field>: <problem>`.")

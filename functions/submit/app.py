@@ -6,13 +6,12 @@ import warnings
 from functools import cache
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from retail_pulse import handler_kit as kit
 from retail_pulse.adapters.idempotency import IdempotentSubmit
-from retail_pulse.api.responses import api_cors, json_response, register_error_handlers
+from retail_pulse.api.responses import ApiResolver, api_cors, json_response, register_error_handlers
 from retail_pulse.api.schema import (
     EnqueueFailedBody,
     ErrorBody,
@@ -31,7 +30,7 @@ metrics = Metrics()  # namespace from POWERTOOLS_METRICS_NAMESPACE
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 # REST API: "/api/submit/" resolves here too, as API Gateway routes it. The body is checked by
 # retail_pulse.domain.validation (its errors name the exact field); validation here covers parameters.
-app = APIGatewayRestResolver(enable_validation=True, cors=api_cors())
+app = ApiResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 
 

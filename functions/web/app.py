@@ -4,21 +4,18 @@ It reads its own files and nothing else (no boto3, no AWS permissions). Every UR
 relative, so the page works under a stage path (`/dev/`), a custom domain and the local stack alike.
 """
 
-# No `from __future__ import annotations`: Powertools reads the route parameters' annotations
-# (Path/Query types) at run time to validate and document them.
+# No `from __future__ import annotations`: the dataclass below is built while the module loads under
+# a name of its own (devkit.lambda_runtime.load_function), where string annotations cannot resolve.
 import hashlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Annotated
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 
-from retail_pulse.api.responses import json_response, register_error_handlers
+from retail_pulse.api.responses import ApiResolver, json_response, register_error_handlers
 
 STATIC = Path(__file__).with_name("static")
 PAGE = "index.html"
@@ -107,7 +104,9 @@ def page() -> StaticFile:
 
 
 logger = Logger()
-app = APIGatewayRestResolver(enable_validation=True)
+# No parameter validation: its machinery (pydantic, Powertools' OpenAPI models) would be most of this
+# function's cold start, for one optional query parameter read by hand below.
+app = ApiResolver()
 register_error_handlers(app, logger)
 
 
@@ -124,10 +123,10 @@ def dashboard_page():
 
 
 @app.get("/assets/<file>", summary="The dashboard's script modules and stylesheet")
-def dashboard_asset(
-    file: Annotated[str, PathParam(description="A script module such as `main.js`, or `style.css`.")],
-    v: Annotated[str | None, Query(description="Content version the page links with; cached for a year.")] = None,
-):
+def dashboard_asset(file: str):
+    """`file`: a script module such as `main.js`, or `style.css`; `?v=` the content version the page
+    links with (a matching version is cached for a year)."""
+    v = app.current_event.get_query_string_value("v")
     found = assets().get(file)
     if found is None:
         return json_response(404, {"error": f"no asset {file[:64]}"})

@@ -11,11 +11,11 @@ CALLBACK_SIGNING_SECRET = "e2e-signing-secret"  # noqa: S105 - signs the local s
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory):
-    """Fast settings for tests: tiny processing delay, short visibility timeout for quick retries."""
+    """Fast settings for tests: tiny processing delay. The queues keep the template's visibility
+    timeout: Lambda refuses one shorter than its function's timeout (a batch still running would be
+    delivered again), and the local stack does too."""
     stack = start_local_stack(
         tmp_path_factory.mktemp("local-stack"),
-        "--visibility-timeout",
-        "2",
         "--max-concurrency",
         "4",
         "--parameter-overrides",

@@ -127,6 +127,8 @@ VALIDATION_CASES = [
     {"count": 1, "visits": [{**VISIT, "image_url": ["https://example.com/a b.jpg"]}]},
     {"count": 1, "visits": [{**VISIT, "image_url": ["https://example.com:99999/a.jpg"]}]},
     {"count": 1, "visits": [{**VISIT, "image_url": ["HTTPS://user@[::1]:8080/a.jpg"]}]},
+    {"count": 1, "visits": [{**VISIT, "image_url": ["https://example.com/a.jpg", "http://u:p@example.com/b.jpg"]}]},
+    {"count": 1, "visits": [{**VISIT, "image_url": ["http://example.com/a@b.jpg?c=d@e#f@g"]}]},
     {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15"}]},
     {"count": 1, "visits": [{**VISIT, "visit_time": "2024-02-30T10:00:00Z"}]},
     {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15T25:00:00Z"}]},
@@ -135,6 +137,13 @@ VALIDATION_CASES = [
     {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15T10:00:00.123456+05:30"}]},
     {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15t10:00z"}]},
     {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15T10:00:00"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15 10:00:00Z"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "2016-12-31T23:59:60Z"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "2016-12-31T23:59:60+01:00"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "2024-03-15T10:00:00,5Z"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "20240315T100000Z"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "2024-W11-5T10:00:00Z"}]},
+    {"count": 1, "visits": [{**VISIT, "visit_time": "0099-02-29T10:00:00Z"}]},
     {"count": 2, "visits": [VISIT, {**VISIT, "image_url": [VISIT["image_url"][0], "mailto:x@example.com"]}]},
 ]
 

@@ -55,6 +55,17 @@ def test_bad_images_fail_the_job_and_name_the_store(local_stack, urls):
     assert sorted(r["perimeter"] for r in good) == [1000, 2240]
 
 
+def test_a_body_that_is_not_utf8_is_400_through_the_gateway(local_stack):
+    # The gateway passes it on as text with U+FFFD, as API Gateway does; submit refuses it.
+    body = (
+        b'{"count": 1, "visits": [{"store_id": "RP\xff01", "image_url": ["http://x.example/a.jpg"], '
+        b'"visit_time": "2024-03-15T10:00:00Z"}]}'
+    )
+    response = local_stack.post("/api/submit", body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == {"error": "body: not valid JSON"}
+
+
 def test_unknown_job_and_count_mismatch_are_400(local_stack, urls):
     response = local_stack.get("/api/status", jobid="nope")
     assert response.status_code == 400 and "jobid" in response.json()["error"]

@@ -58,7 +58,11 @@ def test_routes_and_layer():
         ("GET", "/assets/{file}"): "WebFunction",
     }
     layer = stack.resources["CommonLayer"]
-    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    # layers/common/Makefile: bytecode compiled for the runtime, no second boto3/botocore (cold start).
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    makefile = (ROOT / layer["Properties"]["ContentUri"] / "Makefile").read_text()
+    assert "build-CommonLayer:" in makefile and "compileall" in makefile and "unchecked-hash" in makefile
+    assert "botocore" in makefile.split("RUNTIME_PROVIDED :=", 1)[1].splitlines()[0]
     assert stack.template["Globals"]["Function"]["Runtime"] == "python3.12"
     table = stack.resources["JobsTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"

@@ -275,3 +275,16 @@ def test_retry_makes_a_linked_job_of_the_failed_images(lifecycle, image_server, 
     code, body = stack.api("POST", "/api/jobs/retry", query={"jobid": retry_id})
     assert code == 409 and "no failed images" in body["error"]
     assert stack.api("POST", "/api/jobs/retry", query={"jobid": "nope"})[0] == 400
+
+
+def test_a_callback_url_without_a_signing_secret_is_refused_and_says_why(stack, image):
+    # The `stack` fixture has no CALLBACK_SIGNING_SECRET (the template's default): such callbacks
+    # would never be sent, so the job is refused instead of accepted with a promise it cannot keep.
+    body = {"count": 1, "visits": [visit([image])], "callback_url": "https://hooks.example.com/done"}
+    code, error = stack.api("POST", "/api/submit", body=body)
+    assert code == 400
+    assert error["error"].startswith("callback_url: callbacks are disabled")
+    assert "CALLBACK_SIGNING_SECRET" in error["error"]
+    assert stack.queue_depth() == 0 and not stack.items()  # nothing written or enqueued
+    code, _ = stack.api("POST", "/api/submit", body={k: v for k, v in body.items() if k != "callback_url"})
+    assert code == 201

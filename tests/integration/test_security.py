@@ -4,6 +4,7 @@ and the template's access controls (API key, usage plan, throttling, API Gateway
 from __future__ import annotations
 
 import json
+import time
 import tomllib
 
 import pytest
@@ -69,6 +70,89 @@ def test_a_job_at_every_limit_is_accepted(stack, monkeypatch):
     assert len(at_limit["image_url"][0]) == 60
     status, body = stack.api("POST", "/api/submit", body=job(at_limit, at_limit, at_limit))
     assert status == 201, body
+
+
+# -- echoed input values are bounded ----------------------------------------------------------------
+
+ECHO_LIMIT = 64  # characters of an input value an error may show
+HUGE = "9" * 3000
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "field"),
+    [
+        (
+            "POST",
+            "/api/submit",
+            {"body": '{"count": 1' + "0" * 400 + ', "visits": [' + json.dumps(GOOD_VISIT) + "]}"},
+            "count",
+        ),
+        ("POST", "/api/submit", {"body": json.dumps({"count": -(10**300), "visits": [GOOD_VISIT]})}, "count"),
+        ("GET", "/api/status", {"query": {"jobid": HUGE}}, "jobid"),
+        ("GET", "/api/results", {"query": {"jobid": HUGE}}, "jobid"),
+        ("POST", "/api/jobs/cancel", {"query": {"jobid": HUGE}}, "jobid"),
+        ("GET", "/api/visits", {"query": {"area": HUGE}}, "area"),
+        ("GET", "/api/visits", {"query": {"area": "7100015", "storeid": HUGE}}, "storeid"),
+        ("GET", "/api/reports/stores", {"query": {"area": HUGE}}, "area"),
+    ],
+    ids=["count 10**400", "count -10**300", "status", "results", "cancel", "visits area", "visits store", "report"],
+)
+def test_an_echoed_input_value_is_cut_to_64_characters(stack, method, path, kwargs, field):
+    status, body = stack.api(method, path, **kwargs)
+    assert status == 400, body
+    message = body["error"]
+    assert message.startswith(f"{field}: ")
+    longest_run = max(len(run) for run in message.replace("-", "9").replace("0", "9").split(" "))
+    assert longest_run <= ECHO_LIMIT + 1, message  # the value, then "…" when it was cut
+    assert len(message) <= 160, message
+    record("input: huge values (count 10**400, 3,000-character ids) echoed at most 64 characters", 1)
+
+
+# -- credentials in URLs -----------------------------------------------------------------------------
+
+SECRET = "s3cr3t-pa55"  # noqa: S105 - what must never be stored or echoed
+CREDENTIAL_URLS = [
+    f"http://user:{SECRET}@images.example.com/x.jpg",
+    f"https://{SECRET}@images.example.com/x.jpg",  # a token as the user name
+    f"HTTPS://user:{SECRET}@[2001:db8::1]:8443/x.jpg",
+    f"http://user:{SECRET}@images.example.com:80@other.example.com/x.jpg",
+    f"http://images.example.com\\@{SECRET}.example.com/x.jpg",  # a backslash before "@"
+    "http://@images.example.com/x.jpg",  # empty userinfo: still not a plain URL
+]
+
+
+@pytest.mark.parametrize("url", CREDENTIAL_URLS)
+def test_image_urls_with_credentials_are_400_naming_the_field_without_echoing_them(stack, image_server, url):
+    good = image_server.add("/creds/ok.png", make_image("PNG", 4, 4), "image/png")
+    status, body = stack.api("POST", "/api/submit", body=job(visit(image_url=[good, url])))
+    assert status == 400
+    assert body == {"error": "visits[0].image_url[1]: must not contain credentials (user:password@)"}
+    assert SECRET not in json.dumps(body)
+    assert stack.items() == [] and stack.queue_depth() == 0
+    record("input: credentials (user:password@) in image or callback URLs, refused and never echoed", 1)
+
+
+@pytest.mark.parametrize("url", CREDENTIAL_URLS[:3])
+def test_a_callback_url_with_credentials_is_400(stack, url):
+    status, body = stack.api("POST", "/api/submit", body={**job(GOOD_VISIT), "callback_url": url})
+    assert status == 400
+    assert body == {"error": "callback_url: must not contain credentials (user:password@)"}
+    assert stack.items() == [] and stack.queue_depth() == 0
+    record("input: credentials (user:password@) in image or callback URLs, refused and never echoed", 1)
+
+
+def test_a_download_error_never_shows_the_credentials_of_its_url(stack, image_server):
+    """Messages queued before the check (or written by hand) still never leak the secret."""
+    from retail_pulse.adapters.image_download import ImageDownloader
+    from retail_pulse.domain.measuring import ImageError
+
+    downloader = ImageDownloader(1, 1, 1024, allow_private=True)
+    host = image_server.base.split("://", 1)[1]
+    for url in (f"http://user:{SECRET}@{host}/creds/missing.png", f"http://user:{SECRET}@10.255.255.1:9/x.png"):
+        with pytest.raises(ImageError) as err:
+            downloader.fetch(url, deadline=time.monotonic() + 1.5)
+        assert SECRET not in str(err.value) and "user" not in str(err.value), err.value
+    record("input: credentials (user:password@) in image or callback URLs, refused and never echoed", 2)
 
 
 # -- SSRF through the whole pipeline ----------------------------------------------------------------

@@ -141,3 +141,15 @@ def test_the_write_path_holds_under_the_aws_limits_model(stack, image_server, mo
     assert job["progress"] == {"total": 30, "processed": 30, "succeeded": 30, "failed": 0}, (job, counters)
     assert len(stack.results(job_id)) == 30
     record("AWS limits model (tight partition budget) on the write path: every image once", cases=30)
+
+
+def test_a_throttled_read_of_the_jobs_does_not_send_the_batch_back(stack, png, monkeypatch, no_backoff):
+    job_id = stack.submit_job([{"store_id": "RP00001", "image_url": [png], "visit_time": "2024-03-15T10:00:00Z"}])
+    jobs = handler_kit.jobs()
+    refused, _ = throttle(jobs.client, "batch_get_item")
+    monkeypatch.setattr(jobs.client, "batch_get_item", refused)
+    assert stack.invoke_process(stack.receive()) == set()  # processed all the same
+    monkeypatch.undo()
+    _, job = stack.api("GET", "/api/status", query={"jobid": job_id})
+    assert job["status"] == "completed"
+    record("DynamoDB throttling the batch's read of its jobs: processed anyway", cases=1)

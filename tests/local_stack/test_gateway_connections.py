@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from gateway_kit import API_KEY, FakePool
+from reliability import record
 
 from local_stack.gateway import LISTEN_BACKLOG
 
@@ -63,8 +64,10 @@ def test_200_concurrent_requests_without_a_connection_error(start_gateway):
     gw = start_gateway({("GET", "/api/health"): pool})
     assert _hammer(gw.port, "/api/health") == "0 []"
     assert len(pool.events) == CONCURRENT
+    record(f"Local gateway: {CONCURRENT} concurrent connections at once, none reset or unanswered", CONCURRENT)
 
 
 def test_200_concurrent_requests_through_the_local_stack(keyed_local_stack):
     port = int(keyed_local_stack.url.rsplit(":", 1)[1])
     assert _hammer(port, "/api/health") == "0 []"
+    record(f"Local gateway: {CONCURRENT} concurrent connections at once, none reset or unanswered", CONCURRENT)

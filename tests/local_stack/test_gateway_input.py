@@ -10,6 +10,7 @@ import time
 import pytest
 import requests
 from gateway_kit import FakePool, echo, parse_response, raw_request
+from reliability import record
 
 from local_stack.gateway import MAX_REQUEST_BYTES
 
@@ -36,12 +37,14 @@ def test_a_malformed_content_length_is_400_json(start_gateway, content_length):
     assert headers["access-control-allow-origin"] == "*"  # the template's DEFAULT_4XX headers
     assert headers["connection"] == "close"
     assert pool.events == []
+    record("Local gateway: malformed Content-Length, short or bad chunked bodies: 400 JSON, no function run", 1)
 
 
 def test_conflicting_content_lengths_are_400(start_gateway):
     gw = start_gateway({SUBMIT: FakePool()})
     raw = raw_request(gw.port, _post("Content-Length: 2\r\nContent-Length: 3\r\n", b"{}"))
     assert parse_response(raw)[0] == 400
+    record("Local gateway: malformed Content-Length, short or bad chunked bodies: 400 JSON, no function run", 1)
 
 
 def test_a_body_shorter_than_its_content_length_is_400_after_the_read_timeout(start_gateway):
@@ -52,6 +55,7 @@ def test_a_body_shorter_than_its_content_length_is_400_after_the_read_timeout(st
     assert status == 400 and "error" in json.loads(body)
     assert time.monotonic() - started < 5
     assert pool.events == []
+    record("Local gateway: malformed Content-Length, short or bad chunked bodies: 400 JSON, no function run", 1)
 
 
 def test_a_body_cut_short_by_the_client_closing_is_400(start_gateway):
@@ -61,6 +65,7 @@ def test_a_body_cut_short_by_the_client_closing_is_400(start_gateway):
         sock.shutdown(socket.SHUT_WR)
         raw = sock.recv(65536)
     assert parse_response(raw)[0] == 400
+    record("Local gateway: malformed Content-Length, short or bad chunked bodies: 400 JSON, no function run", 1)
 
 
 def test_a_chunked_body_reaches_the_function_whole(start_gateway):
@@ -76,6 +81,7 @@ def test_a_malformed_chunk_size_is_400(start_gateway):
     gw = start_gateway({SUBMIT: FakePool()})
     raw = raw_request(gw.port, _post("Transfer-Encoding: chunked\r\n", b"zz\r\n{}\r\n0\r\n\r\n"))
     assert parse_response(raw)[0] == 400
+    record("Local gateway: malformed Content-Length, short or bad chunked bodies: 400 JSON, no function run", 1)
 
 
 def test_a_body_over_10_mb_is_413_in_the_gateway_responses_shape(start_gateway):

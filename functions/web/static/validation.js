@@ -1,21 +1,35 @@
 /* A job checked by the rules of POST /api/submit, with its messages (the browser tests hold the two
    to each other). */
 
-const VISIT_TIME_RE = new RegExp(
-  "^(\\d{4})-?(\\d{2})-?(\\d{2})[Tt](\\d{2})(?::?(\\d{2})(?::?(\\d{2})(?:[.,]\\d+)?)?)?" +
-    "(?:[Zz]|[+-](\\d{2})(?::?(\\d{2})(?::?(\\d{2})(?:\\.\\d+)?)?)?)?$",
-);
+// RFC 3339 date-time (section 5.6; a space may stand for "T"), the offset optional (none = UTC), as
+// the API's retail_pulse/domain/clock.py. JavaScript's \d is ASCII only, like the API's [0-9].
+const VISIT_TIME_RE = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|([+-])(\d{2}):(\d{2}))?$/;
+
+function daysInMonth(year, month) {
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  return [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+}
 
 export function isVisitTime(value) {
   if (typeof value !== "string" || value.length > 64) return false;
   const m = VISIT_TIME_RE.exec(value);
   if (!m) return false;
-  const [year, month, day, hour, minute, second, offH, offM, offS] = m.slice(1).map((v) => (v ? Number(v) : 0));
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  return (
-    year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth &&
-    hour <= 23 && minute <= 59 && second <= 59 && offH <= 23 && offM <= 59 && offS <= 59
-  );
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number);
+  const [offH, offM] = [m[8] ? Number(m[8]) : 0, m[9] ? Number(m[9]) : 0];
+  if (!(year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month))) return false;
+  if (hour > 23 || minute > 59 || second > 60 || offH > 23 || offM > 59) return false;
+  // In UTC it must stay within years 1-9999; a leap second only at 23:59:60 UTC on a month's last day.
+  const local = new Date(0);
+  local.setUTCFullYear(year, month - 1, day); // not Date.UTC: it maps years 0-99 to 1900-1999
+  local.setUTCHours(hour, minute, Math.min(second, 59), 0);
+  const utc = new Date(local.getTime() - (m[7] === "-" ? -1 : 1) * (offH * 60 + offM) * 60000);
+  const utcYear = utc.getUTCFullYear();
+  if (utcYear < 1 || utcYear > 9999) return false;
+  if (second === 60) {
+    const lastDay = daysInMonth(utcYear, utc.getUTCMonth() + 1);
+    return utc.getUTCDate() === lastDay && utc.getUTCHours() === 23 && utc.getUTCMinutes() === 59;
+  }
+  return true;
 }
 
 export function isHttpUrl(value) {
@@ -36,6 +50,12 @@ export function isHttpUrl(value) {
   }
   if (port && !(/^\d+$/.test(port) && Number(port) <= 65535)) return false;
   return host.length > 0;
+}
+
+/** Whether the URL's authority carries a userinfo part (`user:password@`, `token@`): the API refuses it. */
+export function hasCredentials(value) {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(value);
+  return m !== null && m[1].includes("@");
 }
 
 /** null when the job would be accepted, else the message the API would answer with. */
@@ -68,9 +88,10 @@ function validateVisit(visit, where) {
   if (!Array.isArray(urls) || urls.length === 0) return `${where}.image_url: must be a non-empty list of URLs`;
   for (let j = 0; j < urls.length; j++) {
     if (!isHttpUrl(urls[j])) return `${where}.image_url[${j}]: must be an absolute http(s) URL`;
+    if (hasCredentials(urls[j])) return `${where}.image_url[${j}]: must not contain credentials (user:password@)`;
   }
   if (!isVisitTime(visit.visit_time)) {
-    return `${where}.visit_time: must be an ISO 8601 date-time, e.g. 2024-03-15T10:00:00Z`;
+    return `${where}.visit_time: must be an RFC 3339 date-time, e.g. 2024-03-15T10:00:00Z`;
   }
   return null;
 }

@@ -14,8 +14,6 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from retail_pulse.logic.notify import NoticeOutcome, Notifier
 from retail_pulse.settings import Settings, get_settings
@@ -48,7 +46,8 @@ def settings() -> Settings:
 def jobs() -> DynamoJobRepository:
     from retail_pulse.adapters.dynamodb.repository import DynamoJobRepository
 
-    return DynamoJobRepository(get_settings().jobs_table_name)
+    settings = get_settings()
+    return DynamoJobRepository(settings.jobs_table_name, result_writers=settings.result_write_concurrency)
 
 
 @_cached
@@ -161,7 +160,12 @@ class RecordNotProcessed(Exception):
     """A record of the batch goes back to the queue (the message says why)."""
 
 
-_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+@cache
+def _sqs_processor() -> Any:
+    # Imported on first use: the API functions never load Powertools' batch utilities (cold start).
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+    return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def emit_storage_refusals(metrics: Any) -> None:
@@ -182,11 +186,15 @@ def batch_response(event: dict, context: Any, failed: Mapping[str, str]) -> dict
     """Powertools' partial batch response: the records whose message id is in `failed` (id -> why)
     are reported as item failures, every other record is deleted from the queue."""
 
-    def record_handler(record: SQSRecord) -> None:
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+
+    def record_handler(record: Any) -> None:  # an SQSRecord
         if record.message_id in failed:
             raise RecordNotProcessed(failed[record.message_id])
 
-    return process_partial_response(event=event, record_handler=record_handler, processor=_processor, context=context)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=_sqs_processor(), context=context
+    )
 
 
 def stream_batch_response(event: dict, not_counted_from: str | None) -> dict:

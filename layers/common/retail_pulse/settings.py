@@ -3,15 +3,61 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from typing import Any
 
 SAMPLE_STORE_MASTER = Path(__file__).parent / "data" / "store_master_sample.csv"
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+_FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
-class Settings(BaseModel):
+class SecretStr:
+    """A value that never shows in a repr or a log line (as pydantic's SecretStr, which this replaces)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretStr) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "SecretStr('**********')" if self._value else "SecretStr('')"
+
+
+def Field(default: Any, *, ge: float | None = None, gt: float | None = None) -> Any:
+    """A setting's default and bounds (checked by `Settings.__post_init__`)."""
+    return field(default=default, metadata={"ge": ge, "gt": gt})
+
+
+def _convert(name: str, value: Any, kind: str) -> Any:
+    """Environment strings (or values given in code) as the field's type; ValueError naming the field."""
+    if kind == "bool" and isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered not in _TRUE | _FALSE:
+            raise ValueError(f"{name.upper()}: not a boolean: {value!r}")
+        return lowered in _TRUE
+    if kind == "SecretStr":
+        return value if isinstance(value, SecretStr) else SecretStr(str(value))
+    try:
+        return {"int": int, "float": float, "str": str, "bool": bool}[kind](value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name.upper()}: not a valid {kind}: {value!r}") from None
+
+
+# A dataclass, not a pydantic model: importing pydantic is ~0.2 s of a cold start, and the queue
+# consumers need it for nothing else (benchmarks/cold_start.py).
+@dataclass
+class Settings:
     jobs_table_name: str = ""
     idempotency_table_name: str = ""  # Idempotency-Key records of submit (Powertools idempotency)
     data_bucket_name: str = ""  # job image lists (for the stall sweeper) and the Store Master
@@ -33,6 +79,8 @@ class Settings(BaseModel):
     max_images_per_job: int = Field(default=50_000, ge=1)
     enqueue_concurrency: int = Field(default=8, ge=1)
     process_concurrency: int = Field(default=10, ge=1)
+    # A batch's results are written concurrently, one PutItem each (1: one after the other).
+    result_write_concurrency: int = Field(default=10, ge=1)
     # Downloads: attempts per image for transient failures (timeouts, 429, 5xx), within the deadline.
     download_attempts: int = Field(default=3, ge=1)
     # Image URLs may resolve to loopback/private/link-local addresses only when this is true (the
@@ -49,13 +97,22 @@ class Settings(BaseModel):
     cors_allow_origin: str = "*"
     # Job completion notices (logic/notify.py): the SNS topic, and the key signing callbacks.
     job_events_topic_arn: str = ""
-    callback_signing_secret: SecretStr = SecretStr("")  # empty: callbacks are not sent
+    callback_signing_secret: SecretStr = field(default=SecretStr(""))  # empty: callbacks are not sent
 
-    @model_validator(mode="after")
-    def _delays_ordered(self) -> Settings:
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = _convert(f.name, getattr(self, f.name), str(f.type))
+            if f.metadata.get("ge") is not None and value < f.metadata["ge"]:
+                raise ValueError(f"{f.name.upper()}: must be >= {f.metadata['ge']}")
+            if f.metadata.get("gt") is not None and value <= f.metadata["gt"]:
+                raise ValueError(f"{f.name.upper()}: must be > {f.metadata['gt']}")
+            setattr(self, f.name, value)
         if self.processing_delay_max_s < self.processing_delay_min_s:
             raise ValueError("PROCESSING_DELAY_MAX_S must be >= PROCESSING_DELAY_MIN_S")
-        return self
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
 
     @property
     def effective_store_master_uri(self) -> str:
@@ -66,7 +123,7 @@ class Settings(BaseModel):
 def get_settings() -> Settings:
     """Settings from the environment; cached per container. Empty values mean 'use the default'."""
     values = {}
-    for name in Settings.model_fields:
+    for name in Settings.field_names():
         raw = os.environ.get(name.upper())
         if raw not in (None, ""):
             values[name] = raw

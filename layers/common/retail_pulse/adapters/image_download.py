@@ -13,6 +13,7 @@ from retail_pulse.adapters.safe_http import (
     SafeHttpError,
 )
 from retail_pulse.domain.measuring import ImageError
+from retail_pulse.domain.validation import without_credentials
 
 ACCEPT_IMAGES = {"Accept": "image/jpeg, image/png, image/webp, image/gif"}
 
@@ -54,11 +55,11 @@ class ImageDownloader:
         except ResponseTooLarge:
             raise ImageError(f"image larger than {self.max_bytes} bytes") from None
         except HttpTimeout:
-            raise ImageError(f"download timed out: {url}") from None
+            raise ImageError(f"download timed out: {without_credentials(url)}") from None
         except InvalidUrl as exc:
             raise ImageError(f"download failed: {exc}") from None
         except SafeHttpError as exc:
             raise ImageError(f"download failed: {type(exc).__name__}") from None
         if response.status != 200:
-            raise ImageError(f"HTTP {response.status} downloading {url}")
+            raise ImageError(f"HTTP {response.status} downloading {without_credentials(url)}")
         return response.body

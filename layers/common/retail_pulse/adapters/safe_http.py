@@ -7,7 +7,7 @@ metadata service listen on loopback / link-local addresses, a VPC on private one
 2. has its host resolved once here, and is refused unless every address is public
    (`ipaddress` `is_global`, plus explicit checks for loopback, private, link-local including
    169.254.169.254, multicast, reserved and unspecified addresses, and for IPv4 embedded in IPv6:
-   IPv4-mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4, Teredo);
+   IPv4-mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4, Teredo: `addresses.refusal_reason`);
 3. is connected to **that vetted address** (no second DNS lookup, so no DNS-rebinding window),
    while the request keeps the hostname in its `Host` header and, for https, in TLS SNI and in the
    certificate check;
@@ -25,8 +25,11 @@ Public API::
     )
     response.status, response.headers, response.body, response.url
 
-- `deadline` (a `time.monotonic()` value) bounds the whole call: connects, reads, redirects,
-  retries and their waits. Timeouts are also capped per attempt by `connect_timeout`/`read_timeout`.
+- `deadline` (a `time.monotonic()` value) bounds the whole call, total time: DNS, connects, TLS
+  handshakes, the response's head and body, redirects, retries and their waits. Each socket read
+  waits at most min(`read_timeout`, time left), and a host that drips bytes inside that (1 byte/s
+  after a valid Content-Length) is cut off at the deadline by `deadline.DeadlineGuard`:
+  `HttpTimeout`.
 - `max_bytes` caps the (decoded) body while it streams: a larger declared `Content-Length` is
   refused at once, and a body that grows past the cap (chunked, or a lying length) is cut off
   with `ResponseTooLarge`. Error responses (not 2xx) keep at most 64 KiB of their body.
@@ -59,7 +62,9 @@ import urllib3
 from urllib3.exceptions import HTTPError, LocationParseError, NewConnectionError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from retail_pulse.adapters.addresses import refusal_reason
+from retail_pulse.adapters.deadline import DeadlineGuard, GuardedHTTPConnection, GuardedHTTPSConnection, call_by
+
 Resolver = Callable[..., list]
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -67,7 +72,6 @@ CHUNK_BYTES = 64 * 1024
 ERROR_BODY_BYTES = 64 * 1024  # what is kept of a non-2xx body (enough for a message, not a download)
 # Headers that belong to the first host only: never forwarded to another host by a redirect.
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
-NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 
 
 class SafeHttpError(Exception):
@@ -112,42 +116,6 @@ class SafeHttpResponse:
     url: str  # the final URL, after redirects
     redirects: int = 0
     attempts: int = 1
-
-
-def refusal_reason(address: IPAddress) -> str | None:
-    """Why this address may not be contacted from a client's URL, or None when it is public."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            reason = refusal_reason(embedded)
-            return f"{reason} (embedded in {address})" if reason else None
-    for check, name in (
-        ("is_loopback", "loopback"),
-        ("is_link_local", "link-local"),
-        ("is_private", "private"),
-        ("is_multicast", "multicast"),
-        ("is_reserved", "reserved"),
-        ("is_unspecified", "unspecified"),
-    ):
-        if getattr(address, check):
-            return f"{name} address {address}"
-    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
-        return f"site-local address {address}"
-    if not address.is_global:
-        return f"non-public address {address}"
-    return None
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address in NAT64_PREFIX:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]  # (server, client): the client is where packets end up
-    return None
 
 
 @dataclass(frozen=True)
@@ -232,7 +200,7 @@ class SafeHttpClient:
         redirects = 0
         first_host = None
         while True:
-            target = self._vet(url)
+            target = self._vet(url, deadline)
             first_host = first_host or target.host
             if target.host != first_host:
                 headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
@@ -249,7 +217,7 @@ class SafeHttpClient:
             if status == 303 or (status in (301, 302) and method.upper() == "POST"):
                 method, body = "GET", None  # what browsers do; 307/308 keep method and body
 
-    def _vet(self, url: str) -> _Target:
+    def _vet(self, url: str, deadline: float) -> _Target:
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -262,7 +230,10 @@ class SafeHttpClient:
             raise InvalidUrl("URL without a host")
         port = port or (443 if parts.scheme == "https" else 80)
         try:
-            infos = (self.resolver or socket.getaddrinfo)(host, port, type=socket.SOCK_STREAM)
+            # getaddrinfo takes no timeout, and a hostile name server can answer slowly.
+            infos = call_by(deadline, self.resolver or socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        except TimeoutError:
+            raise HttpTimeout(f"timed out resolving {host}") from None
         except socket.gaierror as exc:
             # A name that does not exist will not start existing in a second; a DNS hiccup may.
             raise HttpConnectionFailed(f"cannot resolve {host}", transient=exc.errno == socket.EAI_AGAIN) from None
@@ -305,32 +276,34 @@ class SafeHttpClient:
             host_header += f":{target.port}"
         request_headers = {"Accept-Encoding": "identity", **headers, "Host": host_header}
         pool = self._pool(target)
-        try:
-            response = pool.urlopen(
-                method,
-                target.path,
-                body=body,
-                headers=request_headers,
-                redirect=False,
-                retries=False,
-                preload_content=False,
-                assert_same_host=False,
-                timeout=timeout,
-            )
+        # The guard cuts off what per-read timeouts cannot: a head or handshake dripped byte by byte.
+        with DeadlineGuard(deadline) as guard:
             try:
-                return response.status, response.headers, _read_capped(response, max_bytes, deadline)
-            finally:
-                response.release_conn()
-        except NewConnectionError as exc:  # a ConnectTimeoutError subclass in urllib3 2: checked first
-            raise HttpConnectionFailed(f"connection to {target.host} failed: {type(exc).__name__}") from None
-        except Urllib3Timeout:
-            raise HttpTimeout(f"timed out: {target.host}") from None
-        except SSLError as exc:
-            raise HttpConnectionFailed(f"TLS failed for {target.host}: {exc}", transient=False) from None
-        except LocationParseError:
-            raise InvalidUrl("malformed URL") from None
-        except (HTTPError, OSError) as exc:
-            raise HttpConnectionFailed(f"connection to {target.host} failed: {type(exc).__name__}") from None
+                response = pool.urlopen(
+                    method,
+                    target.path,
+                    body=body,
+                    headers=request_headers,
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    assert_same_host=False,
+                    timeout=timeout,
+                )
+                try:
+                    data = _read_capped(response, max_bytes, deadline, self.read_timeout)
+                except BaseException:
+                    response.close()  # a body left half read: the connection is not reused
+                    raise
+                finally:
+                    response.release_conn()
+            except (HTTPError, OSError) as exc:
+                if guard.expired:
+                    raise HttpTimeout(f"timed out (deadline reached): {target.host}") from None
+                raise _failure(exc, target.host) from None
+            if guard.expired:  # its sockets were shut down: a body without a length may look whole
+                raise HttpTimeout(f"timed out (deadline reached): {target.host}")
+        return response.status, response.headers, data
 
     def _pool(self, target: _Target) -> urllib3.HTTPConnectionPool:
         pools = getattr(self._pools, "by_target", None)
@@ -351,8 +324,10 @@ class SafeHttpClient:
         # Timeouts are given per request (what is left of the deadline).
         common = {"port": target.port, "maxsize": 1, "retries": False}
         if target.scheme == "http":
-            return urllib3.HTTPConnectionPool(target.address, **common)
-        return urllib3.HTTPSConnectionPool(
+            pool = urllib3.HTTPConnectionPool(target.address, **common)
+            pool.ConnectionCls = GuardedHTTPConnection  # its sockets reach the request's DeadlineGuard
+            return pool
+        pool = urllib3.HTTPSConnectionPool(
             target.address,
             cert_reqs=ssl.CERT_REQUIRED,
             ca_certs=self.ca_certs or certifi.where(),
@@ -360,9 +335,24 @@ class SafeHttpClient:
             assert_hostname=target.host,  # the certificate must name the host, not the IP
             **common,
         )
+        pool.ConnectionCls = GuardedHTTPSConnection
+        return pool
 
 
 MAX_POOLS_PER_THREAD = 32  # distinct hosts kept alive per worker thread
+
+
+def _failure(exc: Exception, host: str) -> SafeHttpError:
+    """A urllib3 or socket failure (not the deadline's) as our error."""
+    if isinstance(exc, NewConnectionError):  # a ConnectTimeoutError subclass in urllib3 2: checked first
+        return HttpConnectionFailed(f"connection to {host} failed: {type(exc).__name__}")
+    if isinstance(exc, Urllib3Timeout | TimeoutError):
+        return HttpTimeout(f"timed out: {host}")
+    if isinstance(exc, SSLError):
+        return HttpConnectionFailed(f"TLS failed for {host}: {exc}", transient=False)
+    if isinstance(exc, LocationParseError):
+        return InvalidUrl("malformed URL")
+    return HttpConnectionFailed(f"connection to {host} failed: {type(exc).__name__}")
 
 
 def is_transient_status(status: int) -> bool:
@@ -379,21 +369,29 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse, max_bytes: int, deadline: float) -> bytes:
+def _read_capped(response: urllib3.BaseHTTPResponse, max_bytes: int, deadline: float, read_timeout: float) -> bytes:
     ok = 200 <= response.status < 300
     declared = response.headers.get("Content-Length")
     if ok and declared and declared.isdigit() and int(declared) > max_bytes:
         raise ResponseTooLarge(f"response larger than {max_bytes} bytes (Content-Length {declared})")
     limit = max_bytes if ok else min(max_bytes, ERROR_BODY_BYTES)
+    sock = getattr(response.connection, "sock", None)
     chunks, size = [], 0
-    for chunk in response.stream(CHUNK_BYTES):
+    while True:
+        # Total time, not per read: each read waits at most what is left, and read1 returns what one
+        # read brought (read(n) would wait for all n bytes, read by read, past any deadline).
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise HttpTimeout("timed out while reading the response")
+        if sock is not None:
+            sock.settimeout(min(read_timeout, left))
+        chunk = response.read1(CHUNK_BYTES)
+        if not chunk:
+            return b"".join(chunks)
         size += len(chunk)
         if size > limit:
             if not ok:
                 chunks.append(chunk[: len(chunk) - (size - limit)])
-                break
+                return b"".join(chunks)
             raise ResponseTooLarge(f"response larger than {max_bytes} bytes")
-        if time.monotonic() > deadline:
-            raise HttpTimeout("timed out while reading the response")
         chunks.append(chunk)
-    return b"".join(chunks)

@@ -10,8 +10,6 @@ import json
 from functools import lru_cache
 from importlib import resources
 
-from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
-
 SWAGGER_ASSETS = {
     "swagger-ui-bundle.min.js": "text/javascript",
     "swagger-ui.min.css": "text/css",
@@ -29,6 +27,9 @@ def swagger_asset(name: str) -> str:
 
 def swagger_page(document_json: str, assets_base_url: str) -> str:
     """The Swagger UI page with the document inlined; its script and stylesheet load from `assets_base_url`."""
+    # Imported here: it loads Powertools' OpenAPI models (pydantic, ~0.2 s), which only this page needs.
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
+
     # "</" inside the inlined JSON would end the <script> element early.
     escaped = document_json.replace("</", "<\\/")
     return generate_swagger_html(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Sequence
+from functools import cached_property
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
-from retail_pulse.domain.errors import DomainError
-from retail_pulse.settings import get_settings
+from retail_pulse.domain.errors import DomainError, InvalidRequest
 
 # Request headers a browser may send to the API (Powertools adds Content-Type, X-Api-Key and AWS's own).
 CORS_ALLOW_HEADERS = ["Content-Type", "x-api-key", "Idempotency-Key"]
@@ -29,6 +33,9 @@ class ConfiguredCors(CORSConfig):
     def allowed_origin(self, extracted_origin: str | None) -> str | None:
         if not extracted_origin:
             return None
+        # Imported on first use: the dashboard's function never loads the settings module.
+        from retail_pulse.settings import get_settings
+
         configured = get_settings().cors_allow_origin
         if configured == "*":
             return "*"
@@ -40,8 +47,45 @@ class ConfiguredCors(CORSConfig):
         return self.to_dict(allowed) if allowed else {}
 
 
+# A body is JSON (RFC 8259: UTF-8), so bytes that are not UTF-8 are a JSON error of the client's.
+NOT_JSON = "body: not valid JSON"
+# API Gateway passes a body that is not UTF-8 (and not of a binary media type) as text with each bad
+# byte replaced by U+FFFD: the same broken bytes must not be refused base64-encoded and then stored
+# as mangled store ids or URLs when they come as text. A client that means the character can send
+# the JSON escape \ufffd, which is ASCII on the wire.
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+class ApiEvent(APIGatewayProxyEvent):
+    """The REST proxy event whose body is checked as it is decoded: not base64 (when
+    `isBase64Encoded`), not UTF-8, or carrying U+FFFD is `InvalidRequest("body: not valid JSON")`,
+    a 400 through the error handlers, instead of a UnicodeDecodeError (a 502 at API Gateway).
+    Checked only by routes that read the body; the others answer as usual."""
+
+    @cached_property
+    def decoded_body(self) -> str | None:
+        body = self.body
+        if not body:
+            return body
+        if self.is_base64_encoded:
+            try:
+                body = base64.b64decode(body.encode("ascii"), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeError):
+                raise InvalidRequest(NOT_JSON) from None
+        if REPLACEMENT_CHARACTER in body:
+            raise InvalidRequest(NOT_JSON)
+        return body
+
+
+class ApiResolver(APIGatewayRestResolver):
+    """The resolver every API function uses: Powertools' REST resolver with `ApiEvent` events."""
+
+    def _to_proxy_event(self, event: dict) -> BaseProxyEvent:
+        return ApiEvent(event, self._json_body_deserializer)
+
+
 def api_cors() -> ConfiguredCors:
-    """The CORS configuration every API resolver uses: `APIGatewayRestResolver(cors=api_cors(), ...)`."""
+    """The CORS configuration every API resolver uses: `ApiResolver(cors=api_cors(), ...)`."""
     return ConfiguredCors()
 
 

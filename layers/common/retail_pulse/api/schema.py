@@ -27,8 +27,13 @@ class EnqueueFailedBody(ErrorBody):
 
 class VisitIn(BaseModel):
     store_id: str = Field(min_length=1, examples=["RP00001"])
-    image_url: list[str] = Field(min_length=1, description="Absolute http(s) URLs.")
-    visit_time: str = Field(description="RFC 3339 date-time; no offset means UTC.", examples=["2024-03-15T10:00:00Z"])
+    image_url: list[str] = Field(min_length=1, description="Absolute http(s) URLs, without credentials (`user:pw@`).")
+    visit_time: str = Field(
+        description="RFC 3339 date-time: `T`, `t` or a space between date and time, seconds required, "
+        "a fraction after `.`, then `Z` or `+hh:mm`/`-hh:mm` (none means UTC). A leap second (23:59:60 UTC "
+        "on a month's last day) counts as 23:59:59.999 of that day.",
+        examples=["2024-03-15T10:00:00Z"],
+    )
 
 
 class SubmitRequest(BaseModel):
@@ -36,8 +41,8 @@ class SubmitRequest(BaseModel):
     visits: list[VisitIn] = Field(min_length=1)
     callback_url: str | None = Field(
         default=None,
-        description="Absolute http(s) URL POSTed once when the job ends (the job event), signed with "
-        "`X-Retail-Pulse-Signature: sha256=<hex HMAC-SHA256 of the body>`.",
+        description="Absolute http(s) URL (without credentials) POSTed once when the job ends (the job event), "
+        "signed with `X-Retail-Pulse-Signature: sha256=<hex HMAC-SHA256 of the body>`.",
     )
 
 

@@ -10,6 +10,19 @@ from retail_pulse.domain.clock import parse_visit_time
 from retail_pulse.domain.errors import InvalidRequest, RequestTooLarge
 from retail_pulse.domain.models import JobRequest, Visit
 
+# An error names the field and may show the value it got, but never more than this of it: a
+# 400-digit `count` or a 3,000-character id must not come back (or go to the logs) whole.
+ECHO_CHARS = 64
+
+
+def echo(value: object) -> str:
+    """`value` as an error message may show it: its first ECHO_CHARS characters, "…" when cut."""
+    try:
+        text = str(value)
+    except ValueError:  # an int past Python's limit for str() (json.loads stops those before us)
+        return "(a number too long to show)"
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+
 
 @dataclass(frozen=True)
 class InputLimits:
@@ -63,7 +76,7 @@ def parse_job_request(body: str | None, max_images: int, limits: InputLimits | N
     if len(visits) > limits.max_visits:
         raise RequestTooLarge(f"visits: a job may hold at most {limits.max_visits} visits")
     if count != len(visits):
-        raise InvalidRequest(f"count: {count} does not match the number of visits ({len(visits)})")
+        raise InvalidRequest(f"count: {echo(count)} does not match the number of visits ({len(visits)})")
 
     parsed = []
     images = 0
@@ -78,6 +91,7 @@ def parse_job_request(body: str | None, max_images: int, limits: InputLimits | N
         raise InvalidRequest("callback_url: must be an absolute http(s) URL")
     if callback_url is not None:
         _check_text(callback_url, "callback_url", limits.max_url_length)
+        _check_no_credentials(callback_url, "callback_url")
     return JobRequest(visits=tuple(parsed), callback_url=callback_url)
 
 
@@ -101,12 +115,13 @@ def _parse_visit(raw: object, where: str, limits: InputLimits) -> Visit:
             _check_text(url, f"{where}.image_url[{j}]", limits.max_url_length)
         if not is_http_url(url):
             raise InvalidRequest(f"{where}.image_url[{j}]: must be an absolute http(s) URL")
+        _check_no_credentials(url, f"{where}.image_url[{j}]")
     visit_time = raw["visit_time"]
     if isinstance(visit_time, str):
         _check_text(visit_time, f"{where}.visit_time", limits.max_visit_time_length)
     utc = parse_visit_time(visit_time)
     if utc is None:
-        raise InvalidRequest(f"{where}.visit_time: must be an ISO 8601 date-time, e.g. 2024-03-15T10:00:00Z")
+        raise InvalidRequest(f"{where}.visit_time: must be an RFC 3339 date-time, e.g. 2024-03-15T10:00:00Z")
     return Visit(store_id=store_id, image_urls=tuple(urls), visit_time=visit_time, visit_time_utc=utc)
 
 
@@ -127,3 +142,29 @@ def is_http_url(value: object) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _check_no_credentials(url: str, where: str) -> None:
+    # A URL's userinfo is never sent (safe_http sends no Authorization), but it would be stored and
+    # shown back in results, status errors and notices: refuse it, and do not echo the URL.
+    if has_credentials(url):
+        raise InvalidRequest(f"{where}: must not contain credentials (user:password@)")
+
+
+def has_credentials(url: str) -> bool:
+    """True when the URL's authority has a userinfo part (`user:password@`, `token@`, even `@`)."""
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return "@" in url
+
+
+def without_credentials(url: str) -> str:
+    """The URL as it may be shown (errors, logs): its userinfo, if any, removed."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(malformed URL)"
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()

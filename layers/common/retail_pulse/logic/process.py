@@ -13,7 +13,7 @@ from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.measuring import ImageError, measure_image, perimeter
 from retail_pulse.domain.models import ImageResult, ImageTask, RecordOutcome
 from retail_pulse.domain.retry import redelivery_delay_s
-from retail_pulse.ports import JobRepository
+from retail_pulse.ports import JobRepository, StorageRefused
 from retail_pulse.settings import Settings
 
 Fetch = Callable[[str, float], bytes]
@@ -45,12 +45,20 @@ def process_images(
     # One consistent read per job of the batch: images of a cancelled (or ended, or unknown) job are
     # skipped with no download and no compute. Results of a job that ends after this read are
     # dropped by the stream consumer (logic/counting.py), which never counts them.
-    states = jobs.job_states(sorted({t.job_id for t in unique})) if unique else {}
-    live = [t for t in unique if t.job_id in states and states[t.job_id].status == "ongoing"]
+    try:
+        states = jobs.job_states(sorted({t.job_id for t in unique})) if unique else {}
+    except StorageRefused:
+        # The read only spares work: without it every image is processed, and the stream consumer
+        # drops the results of jobs that had ended. A throttled read must not send the batch back.
+        states = None
+    if states is None:
+        live = unique
+    else:
+        live = [t for t in unique if t.job_id in states and states[t.job_id].status == "ongoing"]
     futures = [pool.submit(_process_one, t, settings, fetch, deadline, sleep) for t in live]
     results = [f.result() for f in futures]
     recorded = jobs.record_results(results, write_deadline)
-    owed = [s.job_id for s in states.values() if s.status != "ongoing" and s.notices_owed]
+    owed = [s.job_id for s in (states or {}).values() if s.status != "ongoing" and s.notices_owed]
     return ProcessedBatch(results, recorded, skipped=len(unique) - len(live), notices_owed=owed)
 
 

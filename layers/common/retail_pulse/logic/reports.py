@@ -10,6 +10,7 @@ from retail_pulse.domain.clock import parse_visit_time
 from retail_pulse.domain.errors import AreaNotFound, InvalidRequest, StoreNotFound, StoreNotInArea
 from retail_pulse.domain.models import ReportCounters, VisitImage
 from retail_pulse.domain.store_master import StoreMaster
+from retail_pulse.domain.validation import echo
 from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
 from retail_pulse.ports import ReportRepository
 
@@ -138,13 +139,13 @@ def require_area(area: str | None, stores: StoreMaster) -> str:
     if not area:
         raise InvalidRequest("area: required")
     if area not in stores.areas():
-        raise AreaNotFound(f"area: no area {area[:64]} in the Store Master")
+        raise AreaNotFound(f"area: no area {echo(area)} in the Store Master")
     return area
 
 
 def _require_store(store_id: str, area: str, stores: StoreMaster) -> None:
     store = stores.get(store_id)
     if store is None:
-        raise StoreNotFound(f"storeid: no store {store_id[:64]} in the Store Master")
+        raise StoreNotFound(f"storeid: no store {echo(store_id)} in the Store Master")
     if store.area_code != area:
         raise StoreNotInArea(f"storeid: store {store_id} is in area {store.area_code}, not {area}")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from retail_pulse.domain.errors import InvalidRequest, JobNotFound
 from retail_pulse.domain.models import ImageResult, Job
+from retail_pulse.domain.validation import echo
 from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
 from retail_pulse.ports import JobRepository
 
@@ -55,7 +56,7 @@ def require_job(job_id: str | None, jobs: JobRepository) -> Job:
         raise InvalidRequest("jobid: required")
     job = jobs.get_job(job_id) if len(job_id) <= 128 else None
     if job is None:
-        raise JobNotFound(f"jobid: no job {job_id[:128]}")
+        raise JobNotFound(f"jobid: no job {echo(job_id)}")
     return job
 
 

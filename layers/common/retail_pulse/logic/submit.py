@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable
 
 from retail_pulse.domain.clock import utc_now
-from retail_pulse.domain.errors import EnqueueFailed
+from retail_pulse.domain.errors import EnqueueFailed, InvalidRequest
 from retail_pulse.domain.models import ImageResult, ImageTask
 from retail_pulse.domain.store_master import StoreMaster
 from retail_pulse.domain.validation import InputLimits, parse_job_request
@@ -13,6 +13,10 @@ from retail_pulse.ports import EnqueueError, ImageQueue, JobRepository, JobSpecS
 from retail_pulse.settings import Settings
 
 STORE_NOT_FOUND = "store_id {store_id} not in Store Master"
+CALLBACKS_DISABLED = (
+    "callback_url: callbacks are disabled on this deployment (no CALLBACK_SIGNING_SECRET: they could "
+    "not be signed); follow status_url or the job events topic instead"
+)
 
 
 def new_job_id() -> str:
@@ -34,6 +38,10 @@ def submit_job(
     """Validate a job, write it, enqueue one message per image. A retry job's images are retries:
     reports counted them (and their visits) in the job they first failed in."""
     request = parse_job_request(body, settings.max_images_per_job, InputLimits.from_settings(settings))
+    # Accepting it would promise a call that never comes (unsigned callbacks are not sent). A retry
+    # keeps its job's callback_url as it was accepted then: only a new submission is refused.
+    if request.callback_url and retry_of is None and not settings.callback_signing_secret.get_secret_value():
+        raise InvalidRequest(CALLBACKS_DISABLED)
     job_id = make_job_id()
     created_at = utc_now()
     expires_at = int(time.time()) + settings.job_ttl_days * 86_400

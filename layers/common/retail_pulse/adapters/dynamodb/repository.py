@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from retail_pulse.adapters.dynamodb.counting import ResultCounting
 from retail_pulse.adapters.dynamodb.jobs import JobItems
 from retail_pulse.adapters.dynamodb.notices import NoticeItems
@@ -10,3 +12,7 @@ from retail_pulse.adapters.dynamodb.results import ResultItems
 
 class DynamoJobRepository(JobItems, ResultItems, NoticeItems, ResultCounting):
     """Jobs, results, notices and counting on one table and one client (see each base's module)."""
+
+    def __init__(self, table_name: str, client: Any | None = None, *, result_writers: int = 10) -> None:
+        super().__init__(table_name, client)
+        self.writers = result_writers

@@ -28,18 +28,19 @@ from retail_pulse.adapters.dynamodb.table import TableAccess
 from retail_pulse.domain.models import ImageResult, RecordOutcome
 from retail_pulse.ports import StorageRefused
 
-WRITERS = 10  # a batch's results are written concurrently (one PutItem each)
 BLOCKS_PER_PAGE = 50  # a results page reads at most this many blocks (5,000 images) before it answers
 
 
 class ResultItems(TableAccess):
+    writers = 10  # a batch's results are written concurrently (one PutItem each)
+
     def record_results(self, results: Sequence[ImageResult], deadline: float | None = None) -> RecordOutcome:
         """Writes each result unless its image already has one. Each result lands in exactly one of
         the outcome's lists; a write DynamoDB keeps refusing until `deadline` is `refused`."""
         outcome = RecordOutcome()
         if not results:
             return outcome
-        with ThreadPoolExecutor(max_workers=min(WRITERS, len(results)), thread_name_prefix="result-put") as pool:
+        with ThreadPoolExecutor(max_workers=min(self.writers, len(results)), thread_name_prefix="result-put") as pool:
             verdicts = list(pool.map(lambda r: self._put(r, deadline), results))
         for result, verdict in zip(results, verdicts, strict=True):
             {"written": outcome.written, "exists": outcome.already_recorded, "refused": outcome.refused}[
