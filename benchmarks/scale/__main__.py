@@ -16,6 +16,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -108,6 +109,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
     parser.add_argument("--only", help="only the runs whose label contains this text")
     parser.add_argument("--output", help="where to write (default SCALE.md; artifacts/SCALE.quick.md with --quick)")
+    parser.add_argument("--factor", type=float, help="override every run's time scale F (experiments)")
+    parser.add_argument("--size", help="override every run's size, JOBSxIMAGES (experiments), e.g. 1x5000")
     parser.add_argument("--wall-limit", type=float, default=1800.0, help="seconds a run may take")
     args = parser.parse_args()
     output = Path(args.output or (ROOT / "artifacts" / "SCALE.quick.md" if args.quick else ROOT / "SCALE.md"))
@@ -124,9 +127,23 @@ def main() -> int:
         real = write_store_master(work / "StoreMaster2Areas.csv", areas=2, stores=4944)
     results = {}
     runs = plan(quick=args.quick, only=args.only)
+    if args.factor or args.size:
+        jobs, size = (int(n) for n in args.size.split("x")) if args.size else (None, None)
+        runs = [
+            replace(
+                spec,
+                factor=args.factor or spec.factor,
+                jobs=jobs or spec.jobs,
+                images_per_job=size or spec.images_per_job,
+                shortened=spec.shortened or "experiment",
+            )
+            for spec in runs
+        ]
     for i, spec in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] {spec.label}: {spec.jobs} x {spec.images_per_job:,} images, F = {spec.factor:g}",
-              flush=True)
+        print(
+            f"[{i}/{len(runs)}] {spec.label}: {spec.jobs} x {spec.images_per_job:,} images, F = {spec.factor:g}",
+            flush=True,
+        )
         result = run_one(spec, fifty if spec.scenario.store_master == "50 areas" else real, args.wall_limit)
         f = figures(result)
         results[(spec.scenario.key, spec.concurrency, spec.path)] = f

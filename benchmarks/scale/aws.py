@@ -173,7 +173,7 @@ class ModelAws:
         service = event_name.split(".")[1] if event_name.count(".") >= 1 else ""
         self.requests[service] += 1
         if service == "sqs":
-            self.sqs_requests[event_name.split(".")[-1]] += 1
+            self.sqs_requests[event_name.rsplit(".", maxsplit=1)[-1]] += 1
             return self.sqs.answer(request)
         if event_name.startswith("before-send.dynamodb-streams"):
             with self.moto_lock:  # moto's stream shard is also written by table writes
@@ -260,11 +260,11 @@ class _ShardView:
         self.shard_id = f"shardId-{shard:05d}-model"
         self.meta = _Meta(stream.client)
 
-    def describe_stream(self, StreamArn: str, **_: Any) -> dict:  # noqa: N803 - boto3's names
+    def describe_stream(self, StreamArn: str, **_: Any) -> dict:
         return {"StreamDescription": {"Shards": [{"ShardId": self.shard_id}]}}
 
     def get_shard_iterator(self, **_: Any) -> dict:
         return {"ShardIterator": self.shard_id}
 
-    def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict:  # noqa: N803
+    def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict:
         return {"Records": self.stream.take(self.shard, Limit), "NextShardIterator": self.shard_id}

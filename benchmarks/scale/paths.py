@@ -52,7 +52,8 @@ class Attempts:
 def op_class(name: str) -> str:
     if name.startswith("transact_write"):
         return "transaction"
-    return "write" if name.split("_")[0] in ("put", "update", "delete") or name == "batch_write_item" else "read"
+    writes = name.split("_", maxsplit=1)[0] in ("put", "update", "delete") or name == "batch_write_item"
+    return "write" if writes else "read"
 
 
 class ModelDownloader:
@@ -85,8 +86,14 @@ class NewPath:
         from retail_pulse.ports import StorageRefused
 
         kit.clear_caches()
-        policy = RetryPolicy(WRITE_RETRY.first_delay_s * factor, WRITE_RETRY.max_delay_s * factor, WRITE_RETRY.max_attempts)
-        repo = DynamoJobRepository(table, policy=policy)
+        policy = RetryPolicy(
+            WRITE_RETRY.first_delay_s * factor, WRITE_RETRY.max_delay_s * factor, WRITE_RETRY.max_attempts
+        )
+        # Ten concurrent result writers per batch, as deployed: moto is serialised behind the limits
+        # model's lock here, so the writes cannot race its stream records (RESULT_WRITE_CONCURRENCY=1
+        # is only for tests that run moto without that lock).
+        repo = DynamoJobRepository(table, result_writers=10)
+        repo.policy = policy
         retrying, attempts = repo.retrying, self.attempts
 
         def counted(operation: Callable[..., Any], /, deadline: float | None = None, **params: Any) -> Any:

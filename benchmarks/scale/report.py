@@ -181,8 +181,14 @@ def targets(results: dict[tuple[str, int, str], Figures]) -> list[tuple[str, str
         out.append(("<= 2.5 WCU per image", where, f"{f.wcu:.2f}", f.wcu <= 2.5))
     one = new.get(("one-job", 1000, "new"))
     if one:
-        out.append((">= 5,000 images/s, one 50,000-image job", "one-job, L = 1,000", _n(one.per_job_rate),
-                    one.per_job_rate >= 5000))
+        out.append(
+            (
+                ">= 5,000 images/s, one 50,000-image job",
+                "one-job, L = 1,000",
+                _n(one.per_job_rate),
+                one.per_job_rate >= 5000,
+            )
+        )
     for key in ("100-jobs", "100-jobs-50-areas"):
         f = new.get((key, 1000, "new"))
         if f is None:
@@ -211,7 +217,7 @@ def render(results: dict[tuple[str, int, str], Figures], header: list[str], note
         if table:
             lines += ["", f"## {scenario.title}", "", *table]
             shortened = {f.r.spec.shortened for k, f in results.items() if k[0] == scenario.key and f.r.spec.shortened}
-            lines += [f"", *[f"Shortened: {s}." for s in sorted(shortened)]] if shortened else []
+            lines += ["", *[f"Shortened: {s}." for s in sorted(shortened)]] if shortened else []
             lines += _hot_partitions(results, scenario.key)
     lines += ["", "## Cost per 1,000 images, by part (L = 1,000)", ""]
     lines += _cost_table(results)
@@ -240,5 +246,7 @@ def _cost_table(results: dict) -> list[str]:
     lines = ["| run | " + " | ".join(parts) + " | total |", "| --- " * (len(parts) + 2) + "|"]
     for k in keys:
         f = results[k]
-        lines.append(f"| {k[0]} {k[2]} | " + " | ".join(f"${f.cost[p]:.5f}" for p in parts) + f" | ${f.total_cost:.4f} |")
+        lines.append(
+            f"| {k[0]} {k[2]} | " + " | ".join(f"${f.cost[p]:.5f}" for p in parts) + f" | ${f.total_cost:.4f} |"
+        )
     return lines

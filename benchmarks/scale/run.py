@@ -30,7 +30,7 @@ from devkit.template import Stack
 from local_stack.dynamodb_limits import DynamoDBLimits, LimitsConfig
 
 from .aws import ModelAws, ModelSqs, ScaledBackoff, ShardedStream, install_moto_speedups
-from .harness import FunctionStats, ModelClock, Runner, RunLimits, SqsEventSource, StreamConsumers
+from .harness import FunctionStats, ModelClock, RunLimits, Runner, SqsEventSource, StreamConsumers
 from .paths import ModelDownloader, NewPath, OldPath
 from .scenarios import DOWNLOAD_LATENCY_S, RunSpec, job_bodies
 from .verify import Verified, verify_new, verify_old
@@ -137,9 +137,7 @@ def run_one(spec: RunSpec, store_master: Path, wall_limit_s: float = 1800.0) -> 
         clock = ModelClock(factor)
         sqs = ModelSqs(clock.now)
         capacity = spec.table_write_units
-        config = LimitsConfig(
-            time_scale=factor, table_initial_write_units=capacity, table_initial_read_units=capacity
-        )
+        config = LimitsConfig(time_scale=factor, table_initial_write_units=capacity, table_initial_read_units=capacity)
         limits = DynamoDBLimits(config, clock=clock.limits_clock)
         aws = ModelAws(limits, sqs)
         aws.attach(boto3.DEFAULT_SESSION)
@@ -168,12 +166,11 @@ def run_one(spec: RunSpec, store_master: Path, wall_limit_s: float = 1800.0) -> 
             threading.stack_size(old_stack_size)
 
 
-def _run(spec, path, stack, aws, sqs, clock, limits, pool, errors, store_master, wall_limit_s) -> RunResult:  # noqa: PLR0913, PLR0917
+def _run(spec, path, stack, aws, sqs, clock, limits, pool, errors, store_master, wall_limit_s) -> RunResult:  # noqa: PLR0917
     from retail_pulse.adapters.store_master_source import load_store_master
     from retail_pulse.logic.submit import submit_job
     from retail_pulse.settings import get_settings
 
-    factor = spec.factor
     main, dlq = sqs.queue(stack.refs["ImageQueue"]), sqs.queue(stack.refs["ImageDeadLetterQueue"])
     dead_letters: collections.Counter[str] = collections.Counter()
     dlq_send = dlq.send
@@ -194,7 +191,9 @@ def _run(spec, path, stack, aws, sqs, clock, limits, pool, errors, store_master,
             images, visits = submitted.get(area, (0, 0))
             submitted[area] = (images + len(visit["image_url"]), visits + 1)
     for body in bodies:
-        answer = submit_job(body, settings=get_settings(), jobs=path.submit_repository(), queue=image_queue, stores=stores)
+        answer = submit_job(
+            body, settings=get_settings(), jobs=path.submit_repository(), queue=image_queue, stores=stores
+        )
         job_ids.append(answer["job_id"])
     limits.reset()  # what is measured starts here: submit's job items are not the write path
     plain = boto3.session.Session().client("dynamodb")  # moto without the limits model: for reading back
@@ -215,10 +214,24 @@ def _run(spec, path, stack, aws, sqs, clock, limits, pool, errors, store_master,
         streams = _stream_consumers(spec, stack, aws, clock, handler, stream_function)
     shortened = sqs.shortened
     sources = [
-        SqsEventSource("ProcessImage", main, stack.attrs[("ImageQueue", "Arn")], path.process_handler(),
-                       spec.concurrency, clock, shortened),
-        SqsEventSource("DeadLetter", dlq, stack.attrs[("ImageDeadLetterQueue", "Arn")], path.dead_letter_handler(),
-                       2, clock, shortened),
+        SqsEventSource(
+            "ProcessImage",
+            main,
+            stack.attrs[("ImageQueue", "Arn")],
+            path.process_handler(),
+            spec.concurrency,
+            clock,
+            shortened,
+        ),
+        SqsEventSource(
+            "DeadLetter",
+            dlq,
+            stack.attrs[("ImageDeadLetterQueue", "Arn")],
+            path.dead_letter_handler(),
+            2,
+            clock,
+            shortened,
+        ),
     ]
     requests_before = aws.requests.copy()
     clock.start()
@@ -259,7 +272,7 @@ def _run(spec, path, stack, aws, sqs, clock, limits, pool, errors, store_master,
     )
 
 
-def _stream_consumers(spec, stack, aws, clock, handler, function) -> StreamConsumers:  # noqa: PLR0913, PLR0917
+def _stream_consumers(spec, stack, aws, clock, handler, function) -> StreamConsumers:  # noqa: PLR0917
     factor = spec.factor
     fn = stack.functions(resolve_environment=False)["CountResultsFunction"]
     (source,) = fn.stream_sources

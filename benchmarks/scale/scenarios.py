@@ -151,7 +151,11 @@ def job_bodies(spec: RunSpec, store_ids: list[str], seed: int = 11) -> list[str]
             when = now - timedelta(days=rng.randrange(30), minutes=rng.randrange(24 * 60))
             urls = [f"https://images.example.com/{job}/{v}/{i}.jpg" for i in range(IMAGES_PER_VISIT)]
             visits.append(
-                {"store_id": rng.choice(store_ids), "image_url": urls, "visit_time": when.isoformat().replace("+00:00", "Z")}
+                {
+                    "store_id": rng.choice(store_ids),
+                    "image_url": urls,
+                    "visit_time": when.isoformat().replace("+00:00", "Z"),
+                }
             )
         bodies.append(json.dumps({"count": len(visits), "visits": visits}))
     return bodies

@@ -67,7 +67,7 @@ def _areas_expected(submitted: dict[str, tuple[int, int]], results: list[dict], 
     return out
 
 
-def _check_job(out: Verified, job_id: str, job: dict | None, found: list[dict], spec: Any, clock: Any) -> None:
+def _check_job(out: Verified, job_id: str, job: dict | None, found: list[dict], spec: Any, clock: Any) -> None:  # noqa: PLR0917
     out.jobs += 1
     out.images += spec.images_per_job
     if job is None:
@@ -102,7 +102,9 @@ def _check_reports(out: Verified, got: dict[str, list[int]], want: dict[str, lis
                 out.mismatches.append(f"report area {area}: {name} = {a}, expected {b}")
 
 
-def verify_new(plain: Any, table: str, job_ids: list[str], spec: Any, stores: Any, clock: Any, submitted: dict) -> Verified:
+def verify_new(  # noqa: PLR0917 - one run's context
+    plain: Any, table: str, job_ids: list[str], spec: Any, stores: Any, clock: Any, submitted: dict
+) -> Verified:
     from retail_pulse.adapters.dynamodb.reports import DynamoReportRepository
     from retail_pulse.adapters.dynamodb.repository import DynamoJobRepository
 
@@ -141,7 +143,9 @@ def _query_all(plain: Any, **kwargs: Any) -> list[dict]:
         kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
-def verify_old(plain: Any, table: str, job_ids: list[str], spec: Any, stores: Any, clock: Any, submitted: dict) -> Verified:
+def verify_old(  # noqa: PLR0917 - one run's context
+    plain: Any, table: str, job_ids: list[str], spec: Any, stores: Any, clock: Any, submitted: dict
+) -> Verified:
     from retail_pulse.adapters.dynamodb.items import from_item
 
     out = Verified()
@@ -173,5 +177,7 @@ def verify_old(plain: Any, table: str, job_ids: list[str], spec: Any, stores: An
             out.mismatches.append(f"report area {area}: its stores' images do not add up to the area's")
     _check_reports(out, got, want)
     out.steady_rate = _steady_rate([clock.modelled_at(r["processed_at"]) for r in every])
-    out.storage_bytes_per_image = storage_bytes(every, [("visit_store", "visit_store_sk"), ("visit_area", "visit_area_sk")])
+    out.storage_bytes_per_image = storage_bytes(
+        every, [("visit_store", "visit_store_sk"), ("visit_area", "visit_area_sk")]
+    )
     return out
