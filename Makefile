@@ -89,4 +89,4 @@ bench: $(STAMP)
 # concurrency 20, 100 and 1,000 against the DynamoDB limits model. QUICK=1: a smoke run of a few
 # minutes (artifacts/SCALE.quick.md); SCALE_ARGS="--only 'one-job L=1000'" for some runs only.
 scale: $(STAMP)
-	nice -n 5 $(PY) -m benchmarks.scale $(if $(QUICK),--quick) $(SCALE_ARGS)
+	$(PY) -m benchmarks.scale $(if $(QUICK),--quick) $(SCALE_ARGS)

@@ -32,7 +32,7 @@ from local_stack.dynamodb_limits import DynamoDBLimits, LimitsConfig
 from .aws import ModelAws, ModelSqs, ScaledBackoff, ShardedStream, install_moto_speedups
 from .harness import FunctionStats, ModelClock, RunLimits, Runner, SqsEventSource, StreamConsumers
 from .paths import ModelDownloader, NewPath, OldPath
-from .scenarios import DOWNLOAD_LATENCY_S, RunSpec, job_bodies
+from .scenarios import DOWNLOAD_LATENCY_S, MODELLED_LIMIT_S, RunSpec, job_bodies
 from .verify import Verified, verify_new, verify_old
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -236,7 +236,7 @@ def _run(spec, path, stack, aws, sqs, clock, limits, pool, errors, store_master,
     requests_before = aws.requests.copy()
     clock.start()
     started = time.monotonic()
-    runner = Runner(clock, sources, streams, jobs_ended, RunLimits(wall_s=wall_limit_s, modelled_s=4000.0))
+    runner = Runner(clock, sources, streams, jobs_ended, RunLimits(wall_s=wall_limit_s, modelled_s=MODELLED_LIMIT_S))
     outcome = runner.run()
     wall_s = time.monotonic() - started
     snapshot = limits.snapshot()
