@@ -39,14 +39,17 @@ from benchmarks.scale.scenarios import (  # noqa: E402
 FINDINGS = Path(__file__).with_name("findings.md")
 
 
-def header(started: datetime, elapsed_s: float, capacity: dict[str, float], quick: bool) -> list[str]:
+def header(
+    started: datetime, elapsed_s: float, capacity: dict[str, float], quick: bool, progress: str = ""
+) -> list[str]:
     machine = f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
     factors = ", ".join(f"{path} L = {c:,}: F = {f:g}" for (path, c), f in sorted(FACTORS.items()))
     return [
         "# Scale model (`make scale`)",
         "",
         f"Run on {started:%Y-%m-%d %H:%M} UTC; {machine}; the whole run took {elapsed_s / 60:.1f} min."
-        + (" **Quick run: a smoke test of the harness, not the scenarios.**" if quick else ""),
+        + (" **Quick run: a smoke test of the harness, not the scenarios.**" if quick else "")
+        + progress,
         "",
         "## What runs",
         "",
@@ -111,7 +114,7 @@ def main() -> int:
     parser.add_argument("--output", help="where to write (default SCALE.md; artifacts/SCALE.quick.md with --quick)")
     parser.add_argument("--factor", type=float, help="override every run's time scale F (experiments)")
     parser.add_argument("--size", help="override every run's size, JOBSxIMAGES (experiments), e.g. 1x5000")
-    parser.add_argument("--wall-limit", type=float, default=1800.0, help="seconds a run may take")
+    parser.add_argument("--wall-limit", type=float, default=600.0, help="seconds a run may take")
     args = parser.parse_args()
     output = Path(args.output or (ROOT / "artifacts" / "SCALE.quick.md" if args.quick else ROOT / "SCALE.md"))
     started, clock = datetime.now(UTC), time.monotonic()
@@ -125,7 +128,6 @@ def main() -> int:
             print(f"the real Store Master is missing: {real}", file=sys.stderr)
             return 2
         real = write_store_master(work / "StoreMaster2Areas.csv", areas=2, stores=4944)
-    results = {}
     runs = plan(quick=args.quick, only=args.only)
     if args.factor or args.size:
         jobs, size = (int(n) for n in args.size.split("x")) if args.size else (None, None)
@@ -139,6 +141,9 @@ def main() -> int:
             )
             for spec in runs
         ]
+    results = {}
+    notes = FINDINGS.read_text().splitlines() if FINDINGS.exists() and not args.quick else []
+    output.parent.mkdir(parents=True, exist_ok=True)
     for i, spec in enumerate(runs, 1):
         print(
             f"[{i}/{len(runs)}] {spec.label}: {spec.jobs} x {spec.images_per_job:,} images, F = {spec.factor:g}",
@@ -153,10 +158,10 @@ def main() -> int:
             f"wall {result.wall_s:.0f} s",
             flush=True,
         )
-    notes = FINDINGS.read_text().splitlines() if FINDINGS.exists() and not args.quick else []
-    text = render(results, header(started, time.monotonic() - clock, capacity, args.quick), notes)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+        # Written after every run: an interrupted `make scale` leaves the runs it finished.
+        progress = "" if i == len(runs) else f" **Interrupted: {i} of {len(runs)} runs done.**"
+        head = header(started, time.monotonic() - clock, capacity, args.quick, progress)
+        output.write_text(render(results, head, notes))
     print(f"written to {output}")
     return 0 if all(met for *_, met in targets(results)) else 1
 
