@@ -85,8 +85,9 @@ clean:
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
-# The scale model of AWS (writes SCALE.md; about 25 min on 2 cores): both write paths at Lambda
-# concurrency 20, 100 and 1,000 against the DynamoDB limits model. QUICK=1: a smoke run of a few
-# minutes (artifacts/SCALE.quick.md); SCALE_ARGS="--only 'one-job L=1000'" for some runs only.
+# The scale model of AWS (writes SCALE.md; long, its header says how long the last run took): both
+# write paths at Lambda concurrency 20, 100 and 1,000 against the DynamoDB limits model. QUICK=1: a
+# smoke run of a few minutes (artifacts/SCALE.quick.md); SCALE_ARGS="--only 'one-job L=1000'" for
+# some runs only, SCALE_ARGS="--factor 200" to slow the clock further on a busy machine.
 scale: $(STAMP)
 	$(PY) -m benchmarks.scale $(if $(QUICK),--quick) $(SCALE_ARGS)
