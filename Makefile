@@ -15,7 +15,7 @@ SAM_STAMP := $(SAM_VENV)/.installed
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PATH="$(dir $(PYTHON312)):$$PATH" \
 	$(SAM_VENV)/bin/sam
 
-.PHONY: run sam-local test test-fast lint format openapi deploy-check demo bench scale clean
+.PHONY: run sam-local test test-fast typecheck lint format openapi deploy-check demo bench scale clean
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,14 @@ sam-local: $(STAMP) $(SAM_STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(MAKE) --no-print-directory typecheck
 	$(PY) -m pytest -q
+
+# mypy on the layer, local stack, dev kit and CLI (pyproject.toml), then each function: every one is
+# an `app` module of its own (Lambda loads them apart), so they are checked one by one.
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+	@for f in functions/*/app.py; do $(VENV)/bin/mypy --no-error-summary $$f || exit 1; done
 
 # Unit and integration tests only (no local stack, no browser): the quick loop while editing.
 test-fast: $(STAMP)

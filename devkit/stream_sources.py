@@ -13,10 +13,8 @@ from devkit.lambda_runtime import LambdaContext
 from devkit.streams import Invoke, StreamPump
 from devkit.template import FunctionSpec, Stack, StreamSource
 
-Handler = Callable[[Any, Any], Any]
 
-
-def in_process_invoker(handler: Handler | Callable[[], Handler], *, lazy: bool = False) -> Invoke:
+def in_process_invoker(handler: Callable[..., Any], *, lazy: bool = False) -> Invoke:
     """Invoke a handler in this process as Lambda would: the event as fresh JSON (a handler that
     mutates it cannot alter a retried batch), an exception as a failed invocation, the response
     through JSON (what cannot be serialised fails, like Lambda's Runtime.MarshalError). With `lazy`,

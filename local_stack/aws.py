@@ -171,9 +171,9 @@ class MotoApp:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         fault = self._take_fault(target, environ) if target else None
         if fault:
-            data = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{fault['code']}", "message": "injected"})
+            error = {"__type": f"com.amazonaws.dynamodb.v20120810#{fault['code']}", "message": "injected"}
             start_response(f"{fault['status']} Injected", [("Content-Type", "application/x-amz-json-1.0")])
-            return [data.encode()]
+            return [json.dumps(error).encode()]
         if self.limits is None and environ.get("PATH_INFO") == LIMITS_PATH:
             return limits_off_response(start_response)
         read = is_read(environ)
@@ -240,9 +240,10 @@ class AwsEndpoint:
             target=_serve_moto, args=(host, 0, child, limits, moto_state_file), daemon=True, name="moto"
         )
         self._moto_process.start()
-        self._sqs_server = make_server(host, 0, SqsApp(SqsService("")), threaded=True, request_handler=_QuietHandler)
+        sqs_app = SqsApp(SqsService(""))
+        self._sqs_server = make_server(host, 0, sqs_app, threaded=True, request_handler=_QuietHandler)
         self.sqs_url = f"http://{host}:{self._sqs_server.port}"
-        self.sqs = self._sqs_server.app.sqs
+        self.sqs = sqs_app.sqs
         self.sqs.base_url = self.sqs_url
         if not parent.poll(120):
             raise RuntimeError("moto did not start")

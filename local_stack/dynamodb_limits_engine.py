@@ -193,7 +193,9 @@ class LimitsEngine:
         admitted = list(range(len(ops)))
         extra: dict = {}
         if call.operation == "BatchWriteItem":
-            admitted, throttled, unprocessed = [], [], {}
+            throttled: list = []
+            unprocessed: dict[str, list] = {}
+            admitted = []
             entries = [(name, r) for name, rs in call.request["RequestItems"].items() for r in rs]
             for i, charges in enumerate(groups):
                 refused = self.limits.try_consume(charges)
@@ -255,24 +257,27 @@ class LimitsEngine:
                 charges.append(Charge(op.table.name, None, partition, units, False, i, op.table.warm_read_units))
             extra: dict = {}
             if call.operation == "BatchGetItem":
-                admitted, throttled, unprocessed = [], [], []
+                throttled = []
+                gets_refused: list[ItemOp] = []
+                admitted_gets: list[ItemOp] = []
                 for op, charge in zip(ops, charges, strict=True):
                     refused = self.limits.try_consume([charge])
                     throttled += refused
-                    (unprocessed if refused else admitted).append(op)
-                if not admitted:
+                    (gets_refused if refused else admitted_gets).append(op)
+                if not admitted_gets:
                     raise throughput_exceeded(throttled, schemas)
-                if unprocessed:
-                    self.limits.count("unprocessed_batch_items", len(unprocessed))
-                    body = json.dumps({**call.request, "RequestItems": self._batch_keys(call.request, admitted)})
-                    extra = {"UnprocessedKeys": self._batch_keys(call.request, unprocessed)}
+                if gets_refused:
+                    self.limits.count("unprocessed_batch_items", len(gets_refused))
+                    kept_keys = self._batch_keys(call.request, admitted_gets)
+                    body = json.dumps({**call.request, "RequestItems": kept_keys}).encode()
+                    extra = {"UnprocessedKeys": self._batch_keys(call.request, gets_refused)}
             else:
                 refused = self.limits.try_consume(charges)
                 if refused and transaction:
                     raise throttle_cancellation(len(ops), refused)
                 if refused:
                     raise throughput_exceeded(refused, schemas)
-            response = call.execute(body.encode() if isinstance(body, str) else body)
+            response = call.execute(body)
         return _with_fields(response, extra) if extra else response
 
     @staticmethod

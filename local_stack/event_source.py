@@ -74,7 +74,7 @@ class SqsEventSource:
                 return  # the whole batch becomes visible again after the visibility timeout
             failed = self._reported_failures(result.payload, messages)
             for m in messages:
-                if m.message_id not in failed:
+                if m.message_id not in failed and m.receipt is not None:
                     self.queue.delete(m.receipt)
         finally:
             self._slots.release()

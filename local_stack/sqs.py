@@ -110,7 +110,7 @@ class Queue:
         with self.lock:
             message_id = self.receipts.pop(receipt, None)
             message = self.messages.get(message_id) if message_id else None
-            if message is None or message.receipt != receipt:
+            if message_id is None or message is None or message.receipt != receipt:
                 return False
             del self.messages[message_id]
             self.changes += 1

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from botocore.config import Config
@@ -131,7 +132,7 @@ class LocalStack:
         self.event_sources: list[SqsEventSource] = []
         self.stream_sources: list[StreamEventSource] = []
         self._stop = threading.Event()
-        self._server = None
+        self._server: ThreadingHTTPServer | None = None
         raw_specs = self.stack.functions(resolve_environment=False)
         for name, spec in self.stack.functions().items():
             self._add_function(spec, raw_specs[name].environment)
@@ -213,8 +214,10 @@ class LocalStack:
 
     @property
     def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the local stack has not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def describe(self) -> str:
         lines = [

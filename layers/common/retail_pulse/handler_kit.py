@@ -192,9 +192,11 @@ def batch_response(event: dict, context: Any, failed: Mapping[str, str]) -> dict
         if record.message_id in failed:
             raise RecordNotProcessed(failed[record.message_id])
 
-    return process_partial_response(
+    # A PartialItemFailureResponse is a TypedDict: the plain dict Lambda serialises.
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=_sqs_processor(), context=context
     )
+    return dict(response)
 
 
 def stream_batch_response(event: dict, not_counted_from: str | None) -> dict:

@@ -24,6 +24,12 @@ class StorageRefused(Exception):
     that write happened, and trying it later is safe."""
 
 
+class JobReader(Protocol):
+    """What a job's status needs: the job."""
+
+    def get_job(self, job_id: str) -> Job | None: ...
+
+
 class JobRepository(Protocol):
     def create_job(
         self,

@@ -122,7 +122,7 @@ class Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Settings from the environment; cached per container. Empty values mean 'use the default'."""
-    values = {}
+    values: dict[str, Any] = {}  # raw strings; Settings converts and checks each field
     for name in Settings.field_names():
         raw = os.environ.get(name.upper())
         if raw not in (None, ""):

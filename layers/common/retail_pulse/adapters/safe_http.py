@@ -322,21 +322,22 @@ class SafeHttpClient:
     def _new_pool(self, target: _Target) -> urllib3.HTTPConnectionPool:
         # The pool's host is the vetted IP: urllib3 connects there and never resolves the name again.
         # Timeouts are given per request (what is left of the deadline).
-        common = {"port": target.port, "maxsize": 1, "retries": False}
         if target.scheme == "http":
-            pool = urllib3.HTTPConnectionPool(target.address, **common)
+            pool = urllib3.HTTPConnectionPool(target.address, port=target.port, maxsize=1, retries=False)
             pool.ConnectionCls = GuardedHTTPConnection  # its sockets reach the request's DeadlineGuard
             return pool
-        pool = urllib3.HTTPSConnectionPool(
+        secure = urllib3.HTTPSConnectionPool(
             target.address,
+            port=target.port,
+            maxsize=1,
+            retries=False,
             cert_reqs=ssl.CERT_REQUIRED,
             ca_certs=self.ca_certs or certifi.where(),
             server_hostname=target.host,  # SNI
             assert_hostname=target.host,  # the certificate must name the host, not the IP
-            **common,
         )
-        pool.ConnectionCls = GuardedHTTPSConnection
-        return pool
+        secure.ConnectionCls = GuardedHTTPSConnection
+        return secure
 
 
 MAX_POOLS_PER_THREAD = 32  # distinct hosts kept alive per worker thread
@@ -376,7 +377,8 @@ def _read_capped(response: urllib3.BaseHTTPResponse, max_bytes: int, deadline: f
         raise ResponseTooLarge(f"response larger than {max_bytes} bytes (Content-Length {declared})")
     limit = max_bytes if ok else min(max_bytes, ERROR_BODY_BYTES)
     sock = getattr(response.connection, "sock", None)
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         # Total time, not per read: each read waits at most what is left, and read1 returns what one
         # read brought (read(n) would wait for all n bytes, read by read, past any deadline).

@@ -7,9 +7,12 @@ So these models describe the contract, and tests check that real responses fit t
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 
 class ResponseBody(BaseModel):
@@ -123,7 +126,7 @@ class Health(ResponseBody):
     status: Literal["ok"]
 
 
-def json_content(model: type[BaseModel], description: str) -> dict[str, Any]:
+def json_content(model: type[BaseModel], description: str) -> OpenAPIResponse:
     """A `responses=` entry for Powertools: the model becomes a component schema."""
     return {"description": description, "content": {"application/json": {"model": model}}}
 

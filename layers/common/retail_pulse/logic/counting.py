@@ -70,7 +70,7 @@ def _runs(records: Sequence[StreamedResult], max_updates: int) -> list[list[Stre
     keys: set[tuple] = set()
     for record in records:
         task = record.result.task
-        new = {("job", task.job_id)}
+        new: set[tuple] = {("job", task.job_id)}
         if task.area and not record.result.precounted:
             new |= {("area", task.area), ("store", task.area, task.store_id)}
         if run and len(keys | new) > max_updates:

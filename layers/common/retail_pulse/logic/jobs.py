@@ -99,10 +99,13 @@ def retry_job(
     for result in failed:  # in submission order: a visit's images stay together
         task = result.task
         last = visits[-1] if visits else None
-        same_visit = last is not None and (last["store_id"], last["visit_time"]) == (task.store_id, task.visit_time)
         # Adjacent visits of one store and time merge; a merged visit stays within the URL limit.
-        if same_visit and len(last["image_url"]) < settings.max_urls_per_visit:
-            visits[-1]["image_url"].append(task.image_url)
+        if (
+            last is not None
+            and (last["store_id"], last["visit_time"]) == (task.store_id, task.visit_time)
+            and len(last["image_url"]) < settings.max_urls_per_visit
+        ):
+            last["image_url"].append(task.image_url)
         else:
             visits.append({"store_id": task.store_id, "image_url": [task.image_url], "visit_time": task.visit_time})
     body: dict = {"count": len(visits), "visits": visits}

@@ -26,7 +26,7 @@ def encode_token(scope: object, cursor: object) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_token(token: str, scope: object, cursor_type: type | tuple[type, ...], listing: str) -> object:
+def decode_token[Cursor](token: str, scope: object, cursor_type: type[Cursor], listing: str) -> Cursor:
     """The cursor of a token `encode_token` made for `scope`; InvalidRequest naming `listing` otherwise."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
+from typing import Any
+
 from retail_pulse.domain.errors import InvalidRequest, JobNotFound
 from retail_pulse.domain.models import ImageResult, Job
 from retail_pulse.domain.validation import echo
 from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
-from retail_pulse.ports import JobRepository
+from retail_pulse.ports import JobReader, JobRepository
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 
 
-def job_status(job_id: str | None, *, jobs: JobRepository) -> dict:
+def job_status(job_id: str | None, *, jobs: JobReader) -> dict:
     job = require_job(job_id, jobs)
-    body = {
+    body: dict[str, Any] = {
         "status": job.status,
         "job_id": job.job_id,
         "progress": progress(job),
@@ -51,7 +53,7 @@ def progress(job: Job) -> dict:
     return body
 
 
-def require_job(job_id: str | None, jobs: JobRepository) -> Job:
+def require_job(job_id: str | None, jobs: JobReader) -> Job:
     if not job_id:
         raise InvalidRequest("jobid: required")
     job = jobs.get_job(job_id) if len(job_id) <= 128 else None

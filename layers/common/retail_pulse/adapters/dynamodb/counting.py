@@ -138,7 +138,8 @@ class ResultCounting(TableAccess):
                 wanted[(report_pk(area, shard), store_sk(store_id))] = c.last_visit
         current = self._last_visits(list(wanted), deadline)
         for (pk, sk), day in wanted.items():
-            if current.get((pk, sk)) is not None and current[(pk, sk)] >= day:
+            known = current.get((pk, sk))
+            if known is not None and known >= day:
                 continue
             # A failed condition: another consumer moved it as far or further.
             with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):

@@ -54,7 +54,7 @@ class JobItems(TableAccess):
         failed = sum(1 for r in ended_at_submit if r.status == "failed")
         succeeded = len(ended_at_submit) - failed
         remaining = total - len(ended_at_submit)
-        job = {
+        job: dict[str, Any] = {
             **job_key(job_id),
             "job_id": job_id,
             "status": "ongoing" if remaining else final_status(failed),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from retail_pulse.adapters.dynamodb.items import from_item, to_item
@@ -126,7 +127,7 @@ class DynamoReportRepository(TableAccess):
         for shard in range(REPORT_SHARDS):
             if store_id is not None:
                 item = self._get(report_pk(area, shard), store_sk(store_id))
-                items = [item] if item else []
+                items: Iterable[dict] = [item] if item else []
             else:
                 items = self.query_all(
                     KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
