@@ -218,13 +218,25 @@ class Stack:
         # Dead-letter queues first: a redrive policy names their ARN.
         for logical in sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {})):
             self._create_queue(sqs, logical, queues[logical].get("Properties", {}))
-        for logical in self.of_type("AWS::S3::Bucket"):
+        for logical, res in self.of_type("AWS::S3::Bucket").items():
             name = f"{self.prefix}-{logical.lower()}"
             if s3 is not None:
                 s3.create_bucket(Bucket=name)
+                self._configure_bucket(s3, name, res.get("Properties", {}))
             self.refs[logical] = name
             self.attrs[(logical, "Arn")] = f"arn:aws:s3:::{name}"
         return self
+
+    def _configure_bucket(self, s3: Any, name: str, props: dict) -> None:
+        """What a bucket's clients meet: its versioning (object versions) and CORS (browsers)."""
+        if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        rules = self.resolve(props.get("CorsConfiguration", {}).get("CorsRules"))
+        if rules:
+            # CloudFormation's names -> the S3 API's.
+            names = {"Id": "ID", "ExposedHeaders": "ExposeHeaders", "MaxAge": "MaxAgeSeconds"}
+            cors = [{names.get(k, k): int(v) if k == "MaxAge" else v for k, v in rule.items()} for rule in rules]
+            s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": cors})
 
     def _create_table(self, dynamodb: Any, logical: str, props: dict, existing_ok: bool = False) -> None:
         name = f"{self.prefix}-{logical}"

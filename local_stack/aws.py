@@ -14,6 +14,7 @@ import io
 import json
 import multiprocessing
 import os
+import tempfile
 import threading
 import time
 from collections import deque
@@ -22,7 +23,7 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from . import moto_state
+from . import moto_state, presigned
 from .dynamodb_limits import DynamoDBLimits, LimitsConfig
 from .dynamodb_limits_adapters import LIMITS_PATH, LimitsMiddleware, limits_off_response
 from .sqs import SqsError, SqsService
@@ -154,7 +155,7 @@ class MotoApp:
                     return fault
         return None
 
-    def __call__(self, environ: dict, start_response) -> list[bytes]:
+    def __call__(self, environ: dict, start_response) -> list[bytes]:  # noqa: PLR0911 - one answer per kind
         if environ.get("PATH_INFO") == "/_local/faults":
             if environ.get("REQUEST_METHOD") == "DELETE":
                 with self._faults_lock:
@@ -176,6 +177,16 @@ class MotoApp:
             return [json.dumps(error).encode()]
         if self.limits is None and environ.get("PATH_INFO") == LIMITS_PATH:
             return limits_off_response(start_response)
+        # A browser's CORS preflight carries the URL's query but no credentials: S3 answers it from the
+        # bucket's CORS rules alone.
+        if not target and environ.get("REQUEST_METHOD") != "OPTIONS" and presigned.is_presigned(environ):
+            refused = presigned.check(environ)  # what S3 checks and moto does not: expiry, signature
+            if refused:
+                status, body = refused
+                start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+                return [body]
+        if not target and environ.get("REQUEST_METHOD") in ("PUT", "POST"):
+            _buffer_body(environ)  # a client's upload is read before the lock, at the client's pace
         read = is_read(environ)
         try:
             if self.limits is not None and self.limits.serves(environ):
@@ -185,6 +196,24 @@ class MotoApp:
         finally:
             if not read:
                 self._changed = True  # after the write: a save under the lock before it includes it
+
+
+def _buffer_body(environ: dict) -> None:
+    """The request's body read into memory (or a temporary file past 16 MiB) before moto's write lock
+    is taken: a slow upload (a manifest from a browser) must not hold every DynamoDB write meanwhile."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if not length:
+        return
+    spooled = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - moto reads it later
+    source, left = environ["wsgi.input"], length
+    while left:
+        chunk = source.read(min(left, 1024 * 1024))
+        if not chunk:
+            break
+        spooled.write(chunk)
+        left -= len(chunk)
+    spooled.seek(0)
+    environ["wsgi.input"] = spooled
 
 
 def _serve_moto(host: str, port: int, conn, limits: LimitsConfig | None, state_file: Path | None) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -105,18 +108,26 @@ class RunningStack:
         self.process.wait(timeout=15)
 
     def stop(self) -> None:
+        workers = descendants(self.process.pid)
         self.process.terminate()
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
+            # Not stopped in time (a busy machine): its function workers would be left running.
             self.process.kill()
+            self.process.wait(timeout=15)
+            kill_all(workers)
 
 
 def start_local_stack(
-    log_dir: Path, *args: str, env: dict | None = None, startup_timeout: float = 90, port: int | None = None
+    log_dir: Path, *args: str, env: dict | None = None, startup_timeout: float | None = None, port: int | None = None
 ) -> RunningStack:
     """Tests and benchmarks start from nothing and keep nothing (`--no-state`), never touching the
-    developer's `.local/state/`, unless `args` name a `--state-dir` of their own."""
+    developer's `.local/state/`, unless `args` name a `--state-dir` of their own.
+    `startup_timeout`: seconds it may take to be ready (default LOCAL_STACK_STARTUP_S or 90; a busy
+    machine starts the warm workers of every function slowly)."""
+    if startup_timeout is None:
+        startup_timeout = float(os.environ.get("LOCAL_STACK_STARTUP_S", "90"))
     port = port or free_port()
     log = Path(log_dir) / f"local-stack-{port}.log"
     if "--state-dir" not in args and "--no-state" not in args:
@@ -138,5 +149,25 @@ def start_local_stack(
             stack.aws_url = next(line.split()[2] for line in text.splitlines() if line.startswith("AWS endpoint"))
             return stack
         time.sleep(0.2)
+    # Its function workers, started before it was ready, would outlive it (orphans still busy).
+    workers = descendants(process.pid)
     process.kill()
-    raise RuntimeError(f"local stack did not start: {log.read_text()}")
+    process.wait(timeout=15)
+    kill_all(workers)
+    raise RuntimeError(f"local stack did not start in {startup_timeout:g} s: {log.read_text()}")
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under `pid` (children first), as `pgrep -P` lists them (Linux and macOS)."""
+    pgrep = shutil.which("pgrep")
+    if pgrep is None:
+        return []
+    found = subprocess.run([pgrep, "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    children = [int(p) for p in found.split()]
+    return children + [d for child in children for d in descendants(child)]
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)

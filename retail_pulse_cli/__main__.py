@@ -2,6 +2,8 @@
 
 Examples:
   python -m retail_pulse_cli submit examples/sample_job.json --wait
+  python -m retail_pulse_cli submit visits.csv --wait        # a manifest: uploaded, then fanned out
+  python -m retail_pulse_cli results JOB_ID --export csv -o results.csv
   python -m retail_pulse_cli --base-url https://abc.execute-api.us-east-1.amazonaws.com/prod status JOB_ID
   python -m retail_pulse_cli results JOB_ID --all > results.json
   python -m retail_pulse_cli list --status ongoing
@@ -27,6 +29,31 @@ class ApiError(Exception):
     pass
 
 
+# Files submitted as a manifest (uploaded, then fanned out): CSV and JSON Lines always; a JSON job when
+# it is bigger than an inline body may be (the API's limit keeps API Gateway's event within 6 MB).
+MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+INLINE_MAX_BYTES = 5 * 1024 * 1024
+
+
+class ProgressReader:
+    """A file handed to `requests` as a body of known length, moving a progress bar as it is read."""
+
+    def __init__(self, f, size: int, bar) -> None:
+        self.f, self.size, self.bar = f, size, bar
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.bar.update(len(data))
+        return data
+
+
+def is_manifest(path: str, forced: bool) -> bool:
+    return forced or path.lower().endswith(MANIFEST_SUFFIXES) or os.path.getsize(path) > INLINE_MAX_BYTES
+
+
 class Client:
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 60) -> None:
         self.base_url = base_url.rstrip("/")
@@ -47,6 +74,54 @@ class Client:
 
     def submit(self, job: dict) -> dict:
         return self._call("POST", "/api/submit", json=job)
+
+    def upload(self, path: str, out=None) -> str:
+        """POST /api/uploads, then PUT the file to the presigned URL with a progress bar; the upload_id."""
+        size = os.path.getsize(path)
+        created = self._call("POST", "/api/uploads", json={"size": size})
+        with (
+            open(path, "rb") as f,
+            tqdm(total=size, unit="B", unit_scale=True, desc="upload", file=out or sys.stderr) as bar,
+        ):
+            # The URL is signed for exactly `size` bytes; no API key goes to S3.
+            response = requests.put(created["upload_url"], data=ProgressReader(f, size, bar), timeout=self.timeout)
+        if response.status_code >= 400:
+            raise ApiError(f"upload refused: {response.status_code} {response.text[:300]}")
+        return created["upload_id"]
+
+    def submit_manifest(self, path: str, callback_url: str | None = None, out=None) -> dict:
+        body = {"manifest": self.upload(path, out)} | ({"callback_url": callback_url} if callback_url else {})
+        return self._call("POST", "/api/submit", json=body)
+
+    def export(self, job_id: str, fmt: str, status: str | None = None, interval: float = 0.5, out=None) -> dict:
+        """Start an export of the job's results and wait until its file is ready (or failed)."""
+        params = {"jobid": job_id, "format": fmt} | ({"status": status} if status else {})
+        started = self._call("POST", "/api/results/export", params=params)
+        with tqdm(unit="rows", desc="export", file=out or sys.stderr) as bar:
+            while True:
+                state = self._call("GET", "/api/results/export", params={"export_id": started["export_id"]})
+                bar.n = state["rows"]
+                bar.refresh()
+                if state["state"] != "running":
+                    break
+                time.sleep(interval)
+        if state["state"] != "ready":
+            raise ApiError(f"export failed: {state.get('error')}")
+        return state
+
+    def download(self, url: str, path: str, out=None) -> int:
+        """The file at a presigned URL, streamed to `path`; its size."""
+        written = 0
+        with requests.get(url, stream=True, timeout=self.timeout) as response, open(path, "wb") as f:
+            if response.status_code >= 400:
+                raise ApiError(f"download refused: {response.status_code} {response.text[:300]}")
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc="download", file=out or sys.stderr) as bar:
+                for chunk in response.iter_content(1024 * 1024):
+                    f.write(chunk)
+                    written += len(chunk)
+                    bar.update(len(chunk))
+        return written
 
     def status(self, job_id: str) -> dict:
         return self._call("GET", "/api/status", params={"jobid": job_id})
@@ -87,8 +162,12 @@ def wait_with_progress(client: Client, job_id: str, interval: float, out=None) -
     with tqdm(total=total, unit="img", desc=job_id[:12], file=out, dynamic_ncols=True) as bar:
         while True:
             progress = status["progress"]
+            bar.total = progress["total"] or None  # a manifest job's total is known once it is checked
             bar.n = progress["processed"]
-            bar.set_postfix(ok=progress["succeeded"], failed=progress["failed"], refresh=False)
+            postfix = {"ok": progress["succeeded"], "failed": progress["failed"]}
+            if status.get("phase") in ("accepted", "enqueuing"):  # the fan-out is still at work
+                postfix["phase"] = status["phase"] + (f" {status['enqueued']}" if "enqueued" in status else "")
+            bar.set_postfix(postfix, refresh=False)
             bar.refresh()
             if status["status"] != "ongoing":
                 return status
@@ -112,6 +191,10 @@ def print_summary(status: dict, out=None) -> None:
         print("  (more stores failed; errors truncated)", file=out)
     if status.get("reason"):
         print(f"  reason: {status['reason']}", file=out)
+    for entry in status.get("manifest_errors", []):
+        print(f"  manifest line {entry['line']}: {entry['error']}", file=out)
+    if status.get("manifest_error_count", 0) > len(status.get("manifest_errors", [])):
+        print(f"  ({status['manifest_error_count']} invalid rows in all)", file=out)
 
 
 def run_lifecycle_command(client: Client, args: argparse.Namespace) -> int:
@@ -127,8 +210,22 @@ def run_lifecycle_command(client: Client, args: argparse.Namespace) -> int:
         print_summary(client.cancel(args.job_id))
         return 0
     accepted = client.retry(args.job_id)
-    print(f"retrying as job {accepted['job_id']} ({accepted['total']} images)", file=sys.stderr)
+    print(f"retrying as job {accepted['job_id']} ({accepted.get('total', 'many')} images)", file=sys.stderr)
     return follow(client, accepted["job_id"], args.wait, args.interval)
+
+
+def run_results_command(client: Client, args: argparse.Namespace) -> int:
+    """results: JSON lines on stdout, or with --export a file written by the API (any job size)."""
+    if args.export:
+        ready = client.export(args.job_id, args.export, args.status)
+        path = args.output or f"{args.job_id}.{args.export}"
+        size = client.download(ready["url"], path)
+        note = "" if ready["complete"] else " (the job was still ongoing: see the file's last line)"
+        print(f"{ready['rows']} results, {size} bytes in {path}{note}", file=sys.stderr)
+        return 0
+    for result in client.results(args.job_id):
+        print(json.dumps(result))
+    return 0
 
 
 def follow(client: Client, job_id: str, wait: bool, interval: float) -> int:
@@ -148,16 +245,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"API base URL (default {DEFAULT_BASE_URL})")
     parser.add_argument("--api-key", default=os.environ.get("RETAIL_PULSE_API_KEY"))
     commands = parser.add_subparsers(dest="command", required=True)
-    submit = commands.add_parser("submit", help="submit a job file (the API's JSON body)")
+    submit = commands.add_parser(
+        "submit",
+        help="submit a job file: the API's JSON body inline, or uploaded as a manifest (CSV, JSON Lines, big JSON)",
+    )
     submit.add_argument("file")
+    submit.add_argument("--manifest", action="store_true", help="upload it as a manifest whatever its size")
+    submit.add_argument("--callback-url", help="with a manifest: the job's callback_url")
     submit.add_argument("--wait", action="store_true", help="show progress until the job ends")
     submit.add_argument("--interval", type=float, default=1.0)
     status = commands.add_parser("status", help="a job's status")
     status.add_argument("job_id")
     status.add_argument("--wait", action="store_true")
     status.add_argument("--interval", type=float, default=1.0)
-    results = commands.add_parser("results", help="a job's results as JSON lines")
+    results = commands.add_parser("results", help="a job's results as JSON lines (or exported to a file)")
     results.add_argument("job_id")
+    results.add_argument("--export", choices=["jsonl", "csv"], help="export them to a file (any job size)")
+    results.add_argument("--status", choices=["failed", "succeeded"], help="with --export: only these")
+    results.add_argument("-o", "--output", help="with --export: the file (default <job_id>.<format>)")
     listing = commands.add_parser("list", help="jobs, newest first, one line each")
     listing.add_argument("--status", choices=["ongoing", "completed", "failed", "cancelled"])
     listing.add_argument("--limit", type=int, default=20, help="at most this many jobs (0: all)")
@@ -172,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     client = Client(args.base_url, args.api_key)
     try:
         if args.command == "submit":
+            if is_manifest(args.file, args.manifest):
+                accepted = client.submit_manifest(args.file, args.callback_url)
+                print(f"submitted job {accepted['job_id']} (manifest, {accepted['format']})", file=sys.stderr)
+                return follow(client, accepted["job_id"], args.wait, args.interval)
             with open(args.file) as f:
                 job = json.load(f)
             accepted = client.submit(job)
@@ -183,9 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command in ("list", "cancel", "retry"):
             return run_lifecycle_command(client, args)
-        for result in client.results(args.job_id):
-            print(json.dumps(result))
-        return 0
+        return run_results_command(client, args)
     except (ApiError, requests.RequestException, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -77,14 +77,20 @@ class Handlers:
         self.jobs = load_function("jobs")
         self.dead_letter = load_function("dead_letter")
         self.stall_sweeper = load_function("stall_sweeper")
-        modules = {m.__name__: m for m in (self.submit, self.status, self.reports, self.jobs)}
+        self.files = load_function("files")
+        self.fan_out = load_function("fan_out")
+        self.export_results = load_function("export_results")
+        modules = {m.__name__: m for m in (self.submit, self.status, self.reports, self.jobs, self.files)}
         self.routes = function_routes(stack, lambda spec: modules.get(f"fn_{spec.code_uri.name}_app"))
         self.queue_url = stack.refs["ImageQueue"]
         self.queue_arn = stack.attrs[("ImageQueue", "Arn")]
         self.dlq_url = stack.refs["ImageDeadLetterQueue"]
         self.dlq_arn = stack.attrs[("ImageDeadLetterQueue", "Arn")]
         functions = (self.submit, self.status, self.process_image, self.reports, self.jobs, self.dead_letter)
-        self._modules_by_name = {m.__name__: m for m in (*functions, self.stall_sweeper)}
+        workers = (self.stall_sweeper, self.files, self.fan_out, self.export_results)
+        self._modules_by_name = {m.__name__: m for m in (*functions, *workers)}
+        self.fanout_url = stack.refs["FanOutQueue"]
+        self.export_url = stack.refs["ExportQueue"]
         # Handlers of stream-triggered functions by logical id: loaded from their CodeUri when first
         # needed; a test may put its own here.
         self.stream_handlers: dict[str, Callable] = {}
@@ -157,6 +163,54 @@ class Handlers:
                     if m["MessageId"] not in failed:
                         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
         raise AssertionError("queue did not drain")
+
+    # -- jobs of any size: uploads, the fan-out, exports -------------------------------------------
+    def upload(self, data: bytes, *, size: bool = True) -> str:
+        """POST /api/uploads, then PUT `data` to the presigned URL as a client would; the upload_id."""
+        import requests
+
+        status, created = self.api("POST", "/api/uploads", body={"size": len(data)} if size else None)
+        assert status == 201, created
+        response = requests.put(created["upload_url"], data=data, timeout=30)  # moto answers it (mock_aws)
+        assert response.status_code == 200, response.text
+        return created["upload_id"]
+
+    def submit_manifest(self, data: bytes, **extra) -> str:
+        status, body = self.api("POST", "/api/submit", body={"manifest": self.upload(data), **extra})
+        assert status == 201, body
+        return body["job_id"]
+
+    def run_queue(self, url: str, handler, *, max_messages: int | None = None, visibility: int | None = None) -> int:
+        """Deliver a work queue's messages one at a time to `handler` (batch size 1, as its event
+        source), deleting what succeeded, until it is empty (or `max_messages` were delivered);
+        returns the invocations."""
+        invocations = 0
+        while invocations < (max_messages or 1000):
+            kwargs = {"VisibilityTimeout": visibility} if visibility is not None else {}
+            got = self.sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=1,
+                AttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+                **kwargs,
+            ).get("Messages", [])
+            if not got:
+                return invocations
+            arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            response = handler(sqs_event(got, arn), LambdaContext())
+            invocations += 1
+            if not response["batchItemFailures"]:
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
+        if max_messages:
+            return invocations
+        raise AssertionError("work queue did not drain")
+
+    def fan_out_all(self, **kwargs) -> int:
+        """Run the fan-out queue dry (each job checked, then enqueued; hand-ons included)."""
+        return self.run_queue(self.fanout_url, self.fan_out.lambda_handler, **kwargs)
+
+    def export_all(self, **kwargs) -> int:
+        return self.run_queue(self.export_url, self.export_results.lambda_handler, **kwargs)
 
     def results(self, job_id: str) -> list[dict]:
         out, token = [], None

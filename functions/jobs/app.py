@@ -11,7 +11,15 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from retail_pulse import handler_kit as kit
 from retail_pulse.api.responses import ApiResolver, api_cors, json_response, register_error_handlers
-from retail_pulse.api.schema import EnqueueFailedBody, ErrorBody, JobsPage, JobStatus, RetryAccepted, json_content
+from retail_pulse.api.schema import (
+    EnqueueFailedBody,
+    ErrorBody,
+    JobsPage,
+    JobStatus,
+    RetryAccepted,
+    RetryFannedOut,
+    json_content,
+)
 from retail_pulse.logic.jobs import DEFAULT_JOBS_PAGE, MAX_JOBS_PAGE, cancel_job, list_jobs, retry_job
 from retail_pulse.logic.notify import notify_ended_jobs
 
@@ -65,7 +73,11 @@ def jobs_cancel(jobid: JobId):
     summary="Retry the failed images of an ended job as a new job",
     tags=["jobs"],
     responses={
-        201: json_content(RetryAccepted, "The new job; follow `status_url`."),
+        201: json_content(
+            RetryAccepted | RetryFannedOut,
+            "The new job; follow `status_url`. Over RETRY_INLINE_MAX_IMAGES failed images, it is `accepted` and "
+            "fanned out like a manifest job.",
+        ),
         400: UNKNOWN_JOB,
         409: json_content(ErrorBody, "The job is ongoing, has no failed images, or was already retried."),
         503: json_content(EnqueueFailedBody, "The images could not be enqueued; the new job is marked failed."),
@@ -81,8 +93,10 @@ def jobs_retry(jobid: JobId):
         stores=kit.store_master(),
         specs=kit.specs(),
         on_job_ended=send_notice,
+        fanout=kit.fanout_queue(),
     )
-    logger.info("job retried", extra={"job_id": accepted["job_id"], "retry_of": jobid, "images": accepted["total"]})
+    extra = {"job_id": accepted["job_id"], "retry_of": jobid, "images": accepted.get("total")}
+    logger.info("job retried", extra={**extra, "phase": accepted.get("phase")})
     return json_response(201, accepted)
 
 

@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from retail_pulse import handler_kit as kit
 from retail_pulse.domain.clock import format_utc
 from retail_pulse.domain.rules import NOTICE_LEASE_S
+from retail_pulse.logic.manifests import sweep_fanned_out
 from retail_pulse.logic.notify import notify_ended_jobs, retry_owed_notices
 from retail_pulse.logic.unfinished import sweep_stalled_jobs
 
@@ -26,8 +27,19 @@ def lambda_handler(event: dict, context) -> dict:
     def sweep_failed(job_id: str, exc: Exception) -> None:
         logger.exception("sweeping a stalled job failed; the next run tries again", extra={"job_id": job_id})
 
+    now = datetime.now(UTC)
+
+    def fanned_out(job_id: str, idle_s: int):
+        # A job fanned out after submit: its image list is its manifest (walked by the fan-out function).
+        return sweep_fanned_out(job_id, idle_s, jobs=jobs, sweeps=kit.fanout_queue(), now=now)
+
     swept = sweep_stalled_jobs(
-        jobs=jobs, specs=specs, now=datetime.now(UTC), stall_after_s=settings.stall_after_s, on_error=sweep_failed
+        jobs=jobs,
+        specs=specs,
+        now=now,
+        stall_after_s=settings.stall_after_s,
+        on_error=sweep_failed,
+        fanned_out=fanned_out,
     )
     for job in swept:
         logger.warning(

@@ -15,13 +15,16 @@ from retail_pulse.api.responses import ApiResolver, api_cors, json_response, reg
 from retail_pulse.api.schema import (
     EnqueueFailedBody,
     ErrorBody,
+    ManifestAccepted,
+    ManifestSubmitRequest,
     SubmitAccepted,
     SubmitRequest,
-    inline_request_body,
+    TooLargeBody,
     json_content,
+    one_of_request_body,
 )
+from retail_pulse.logic.manifests import submit_request
 from retail_pulse.logic.notify import notify_ended_jobs
-from retail_pulse.logic.submit import submit_job
 
 logger = Logger()
 tracer = Tracer()
@@ -40,13 +43,16 @@ def send_notice(job_id: str) -> None:
 
 
 def submit_body(body: str | None) -> dict:
-    return submit_job(
+    """Inline visits, or an uploaded manifest (`{"manifest": upload_id}`: accepted at once, fanned out)."""
+    return submit_request(
         body,
         settings=kit.settings(),
         jobs=kit.jobs(),
         queue=kit.queue(),
         stores=kit.store_master(),
         specs=kit.specs(),
+        files=kit.files(),
+        fanout=kit.fanout_queue(),
         on_job_ended=send_notice,
     )
 
@@ -58,14 +64,28 @@ def idempotent_submit() -> IdempotentSubmit:
 
 @app.post(
     "/api/submit",
-    summary="Submit a job: visits with their image URLs",
+    summary="Submit a job: visits with their image URLs, or an uploaded manifest of up to 1,000,000 images",
     tags=["jobs"],
-    openapi_extensions={"requestBody": inline_request_body(SubmitRequest, "The job: `count` visits.")},
+    openapi_extensions={
+        "requestBody": one_of_request_body(
+            "The job: `count` visits inline, or `manifest`: the upload_id of a file uploaded through /api/uploads.",
+            SubmitRequest,
+            ManifestSubmitRequest,
+        )
+    },
     responses={
-        201: json_content(SubmitAccepted, "Accepted; follow `status_url`."),
+        201: json_content(
+            SubmitAccepted | ManifestAccepted,
+            "Accepted; follow `status_url`. A manifest job is `accepted` at once: its rows are checked and its "
+            "images enqueued afterwards (status `phase`).",
+        ),
         400: json_content(ErrorBody, "Bad input: `<field path>: <problem>`, e.g. `visits[2].image_url[0]: ...`."),
         409: json_content(ErrorBody, "The Idempotency-Key header was used with another body (or is in progress)."),
-        413: json_content(ErrorBody, "More images than MAX_IMAGES_PER_JOB."),
+        413: json_content(
+            TooLargeBody,
+            "An inline body over the limit that keeps API Gateway's event within Lambda's 6 MB (`limit_bytes`), "
+            "or more images than MAX_IMAGES_PER_JOB: upload a manifest instead (`upload`).",
+        ),
         503: json_content(EnqueueFailedBody, "The images could not be enqueued; the job is marked failed."),
     },
 )
@@ -73,8 +93,10 @@ def submit():
     event = app.current_event
     key = next((v for k, v in (event.headers or {}).items() if k.lower() == "idempotency-key"), None)
     accepted = idempotent_submit()(key, event.decoded_body, app.lambda_context)
-    logger.info("job accepted", extra={"job_id": accepted["job_id"], "images": accepted["total"]})
-    metrics.add_metric(name="SubmitSize", unit=MetricUnit.Count, value=accepted["total"])
+    images = accepted.get("total")
+    logger.info("job accepted", extra={"job_id": accepted["job_id"], "images": images, "phase": accepted.get("phase")})
+    if images is not None:
+        metrics.add_metric(name="SubmitSize", unit=MetricUnit.Count, value=images)
     return json_response(201, accepted)
 
 

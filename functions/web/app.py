@@ -32,6 +32,7 @@ SCRIPT_MODULES = (
     "csv.js",
     "charts.js",
     "views-submit.js",
+    "views-files.js",
     "views-jobs.js",
     "views-job.js",
     "views-results.js",

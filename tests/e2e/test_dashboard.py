@@ -422,3 +422,37 @@ def test_api_key_from_settings_opens_a_keyed_stage(context, keyed_stack, images)
     submit_from_page(page, job)
     wait_for_status(page, "completed")
     page.close()
+
+
+def test_a_file_uploaded_as_a_manifest_runs_and_its_results_export_to_a_file(page, images, local_stack):
+    """The upload goes straight to the presigned URL (the bucket's CORS lets the page's origin PUT),
+    with a progress bar; the job view shows the fan-out's phase, then the export's download link."""
+    rows = "".join(f"RP00003,{images['jpg']},2024-03-17T10:00:0{i}Z\n" for i in range(6))
+    page.get_by_role("link", name="Submit").click()
+    page.get_by_label("Job file (.json or .csv)").set_input_files(
+        {"name": "visits.jsonl", "mimeType": "application/x-ndjson", "buffer": b""}
+    )
+    expect(page.get_by_label("Upload the file as a manifest")).to_be_checked()  # JSON Lines: always a manifest
+    page.get_by_label("Job file (.json or .csv)").set_input_files(
+        {"name": "visits.csv", "mimeType": "text/csv", "buffer": ("store_id,image_url,visit_time\n" + rows).encode()}
+    )
+    expect(page.get_by_label("Upload the file as a manifest")).not_to_be_checked()  # small CSV: inline
+    page.get_by_label("Upload the file as a manifest").check()
+    puts = []
+    page.on("request", lambda r: puts.append(r.url) if r.method == "PUT" else None)
+    page.get_by_role("button", name="Submit job").click()
+    page.wait_for_url(re.compile(r"#/job/[0-9a-f-]+$"))
+    assert len(puts) == 1 and "/uploads/" in puts[0] and "X-Amz-Signature=" in puts[0]
+    expect(page.locator("#upload-progress")).to_have_attribute("value", "100")
+    wait_for_status(page, "completed")
+    expect(page.locator("#job-total")).to_have_text("6")
+    page.get_by_label("Format").select_option("jsonl")
+    page.get_by_role("button", name="Export results to a file").click()
+    link = page.get_by_role("link", name=re.compile(r"Download JSONL \(6 results\)"))
+    expect(link).to_be_visible(timeout=JOB_DONE_S * 1000)
+    exported = page.request.get(link.get_attribute("href"))
+    assert exported.ok
+    assert [json.loads(line)["visit_time"] for line in exported.text().splitlines()] == [
+        f"2024-03-17T10:00:0{i}Z" for i in range(6)
+    ]
+    shot(page, "manifest-job-exported")

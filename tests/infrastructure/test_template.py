@@ -54,6 +54,9 @@ def test_routes_and_layer():
         ("GET", "/api/jobs"): "JobsFunction",
         ("POST", "/api/jobs/cancel"): "JobsFunction",
         ("POST", "/api/jobs/retry"): "JobsFunction",
+        ("POST", "/api/uploads"): "FilesFunction",
+        ("POST", "/api/results/export"): "FilesFunction",
+        ("GET", "/api/results/export"): "FilesFunction",
         ("GET", "/"): "WebFunction",
         ("GET", "/assets/{file}"): "WebFunction",
     }
@@ -86,6 +89,8 @@ def test_every_function_and_queue_has_alarms_that_notify_the_topic():
         assert ("AWS/Lambda", "Errors", function) in watched
         assert ("AWS/Lambda", "Throttles", function) in watched
     assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "ImageDeadLetterQueue") in watched
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "FanOutDeadLetterQueue") in watched
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "ExportDeadLetterQueue") in watched
     assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", "ImageQueue") in watched
     # The write path: counting lag, DynamoDB refusals the functions met, images that reached the DLQ.
     assert ("AWS/Lambda", "IteratorAge", "CountResultsFunction") in watched
@@ -117,6 +122,9 @@ def test_dashboard_is_valid_json_and_shows_the_custom_metrics():
         "StorageRefused",
         "ImagesDeadLettered",
         "ResultsHandedToDeadLetters",
+        "ImagesEnqueued",
+        "ManifestsRefused",
+        "ResultsExported",
     }
     # Powertools gives every metric one dimension, the service: a graph without it shows nothing.
     assert all(m[2:4] == ["service", env["POWERTOOLS_SERVICE_NAME"]] for m in custom)
@@ -131,3 +139,27 @@ def test_openapi_document_covers_exactly_the_template_routes():
     routes = {(r.method, r.path) for f in functions for r in f.routes if openapi.is_api_path(r.path)}
     document = json.loads((ROOT / "openapi.json").read_text())
     assert {(method.upper(), path) for path, ops in document["paths"].items() for method in ops} == routes
+
+
+def test_fan_out_and_export_queues_fit_their_functions():
+    """A queue's visibility outlasts its consumer (a crashed run's message comes back only after it),
+    the fan-out's maxReceiveCount is the one it gives up at, and the presigned URLs' signer may do
+    no more than the URLs are for."""
+    stack = Stack()
+    functions = stack.functions(resolve_environment=False)
+    for function, queue in (("FanOutFunction", "FanOutQueue"), ("ExportResultsFunction", "ExportQueue")):
+        props = stack.resources[queue]["Properties"]
+        assert props["VisibilityTimeout"] >= functions[function].timeout
+        [source] = functions[function].sqs_sources
+        assert (source.queue, source.batch_size, source.report_item_failures) == (queue, 1, True)
+    redrive = stack.resources["FanOutQueue"]["Properties"]["RedrivePolicy"]
+    assert str(redrive["maxReceiveCount"]) == functions["FanOutFunction"].environment["FAN_OUT_MAX_RECEIVES"]
+    export_redrive = stack.resources["ExportQueue"]["Properties"]["RedrivePolicy"]
+    from devkit.lambda_runtime import load_function
+
+    assert export_redrive["maxReceiveCount"] == load_function("export_results", prefix="infra").MAX_RECEIVES
+    statements = stack.resources["FilesFunction"]["Properties"]["Policies"][0]["Statement"]
+    s3 = {tuple(st["Action"]): st["Resource"]["Fn::Sub"] for st in statements if st["Action"][0].startswith("s3:")}
+    assert s3 == {("s3:PutObject",): "${DataBucket.Arn}/uploads/*", ("s3:GetObject",): "${DataBucket.Arn}/exports/*"}
+    rules = {r["Id"]: r for r in stack.resources["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireUploads"]["ExpirationInDays"] == {"Ref": "JobTtlDays"}  # a manifest is its job's image list

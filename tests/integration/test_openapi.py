@@ -24,9 +24,12 @@ def test_document_describes_every_route_with_its_error_responses():
     paths = document["paths"]
     submit = paths["/api/submit"]["post"]
     assert sorted(submit["responses"]) == ["201", "400", "409", "413", "503"]
-    body = submit["requestBody"]["content"]["application/json"]["schema"]
-    assert body["required"] == ["count", "visits"]
-    assert body["properties"]["visits"]["items"]["required"] == ["store_id", "image_url", "visit_time"]
+    inline, manifest = submit["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert inline["required"] == ["count", "visits"]
+    assert inline["properties"]["visits"]["items"]["required"] == ["store_id", "image_url", "visit_time"]
+    assert manifest["required"] == ["manifest"]  # or an uploaded manifest (POST /api/uploads)
+    assert sorted(paths["/api/results/export"]) == ["get", "post"]
+    assert "202" in paths["/api/results/export"]["post"]["responses"]
     for path in ("/api/status", "/api/results"):
         assert sorted(paths[path]["get"]["responses"]) == ["200", "400"]
     limit = next(p for p in paths["/api/results"]["get"]["parameters"] if p["name"] == "limit")

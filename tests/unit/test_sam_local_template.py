@@ -53,7 +53,14 @@ def test_only_api_functions_with_absolute_paths_and_api_events():
     template = load_template()
     generated = sam_template(template, _local_envs())
     functions = {k for k, v in generated["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
-    assert functions == {"SubmitFunction", "StatusFunction", "ReportsFunction", "JobsFunction", "WebFunction"}
+    assert functions == {
+        "SubmitFunction",
+        "StatusFunction",
+        "ReportsFunction",
+        "JobsFunction",
+        "WebFunction",
+        "FilesFunction",
+    }
     assert "ProcessImageFunction" not in functions and "JobsTable" not in generated["Resources"]
     for logical in functions:
         props = generated["Resources"][logical]["Properties"]

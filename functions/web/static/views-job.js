@@ -5,6 +5,7 @@ import { api } from "./api.js?v=__ASSET_VERSION__";
 import { $, el, showMessage } from "./dom.js?v=__ASSET_VERSION__";
 import { fmtDuration, fmtNumber } from "./format.js?v=__ASSET_VERSION__";
 import { rememberJob } from "./storage.js?v=__ASSET_VERSION__";
+import { exportPanel, renderPhase } from "./views-files.js?v=__ASSET_VERSION__";
 import { results } from "./views-results.js?v=__ASSET_VERSION__";
 
 const POLL_MS = 1000;
@@ -45,6 +46,8 @@ export const jobView = {
     $("errors-empty").hidden = false;
     $("errors-truncated").hidden = true;
     this.renderProgress(null);
+    renderPhase(null);
+    exportPanel.open(jobId);
     results.open(jobId);
     this.poll(this.generation);
   },
@@ -69,6 +72,7 @@ export const jobView = {
     const job = answer.body;
     this.polls++;
     this.renderProgress(job, answer.serverSkewMs);
+    renderPhase(job);
     this.renderErrors(job);
     rememberJob({ job_id: job.job_id, total: job.progress.total, status: job.status });
     const finishedNow = this.lastStatus === "ongoing" && job.status !== "ongoing";

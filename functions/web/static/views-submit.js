@@ -4,6 +4,7 @@ import { api, apiErrorText } from "./api.js?v=__ASSET_VERSION__";
 import { csvToJob } from "./csv.js?v=__ASSET_VERSION__";
 import { $, showMessage } from "./dom.js?v=__ASSET_VERSION__";
 import { rememberJob } from "./storage.js?v=__ASSET_VERSION__";
+import { submitManifestFile, wantsManifest } from "./views-files.js?v=__ASSET_VERSION__";
 import { parseJobText, validateJob } from "./validation.js?v=__ASSET_VERSION__";
 
 function exampleJob() {
@@ -24,7 +25,12 @@ function exampleJob() {
 async function onFilePicked(event) {
   const file = event.target.files[0];
   const message = $("submit-message");
+  $("job-as-manifest").checked = Boolean(file) && wantsManifest(file);
   if (!file) return;
+  if ($("job-as-manifest").checked) {
+    const size = `${(file.size / 1048576).toFixed(1)} MB`;
+    return showMessage(message, `${file.name} (${size}): it will be uploaded as a manifest and checked there.`, "ok");
+  }
   try {
     const text = await file.text();
     const isCsv = /\.csv$/i.test(file.name) || file.type === "text/csv";
@@ -40,8 +46,32 @@ async function onFilePicked(event) {
 
 const countImages = (job) => job.visits.reduce((n, v) => n + v.image_url.length, 0);
 
+async function onSubmitManifest(file) {
+  const message = $("submit-message");
+  const button = $("submit-button");
+  const bar = $("upload-progress");
+  button.disabled = true;
+  $("upload-box").hidden = false;
+  showMessage(message, `Uploading ${file.name}…`, "info");
+  try {
+    const body = await submitManifestFile(file, (loaded, total) => {
+      bar.value = total ? Math.floor((loaded / total) * 100) : 0;
+      $("upload-text").textContent = `${(loaded / 1048576).toFixed(1)} of ${(total / 1048576).toFixed(1)} MB`;
+    });
+    rememberJob({ job_id: body.job_id, total: 0, status: "ongoing" });
+    showMessage(message, `Accepted: job ${body.job_id} (${body.format} manifest, being checked).`, "ok");
+    window.location.hash = "#/job/" + encodeURIComponent(body.job_id);
+  } catch (e) {
+    showMessage(message, apiErrorText(e), "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function onSubmit(event) {
   event.preventDefault();
+  const file = $("job-file").files[0];
+  if (file && $("job-as-manifest").checked) return onSubmitManifest(file);
   const message = $("submit-message");
   const button = $("submit-button");
   let job;

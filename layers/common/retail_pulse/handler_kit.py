@@ -25,7 +25,9 @@ if TYPE_CHECKING:  # adapters are imported by the factory that builds them: a fu
     from retail_pulse.adapters.dynamodb.repository import DynamoJobRepository
     from retail_pulse.adapters.image_download import ImageDownloader
     from retail_pulse.adapters.s3 import S3JobSpecStore
+    from retail_pulse.adapters.s3_files import S3Files
     from retail_pulse.adapters.sqs import SqsImageQueue, SqsRedelivery
+    from retail_pulse.adapters.work_queues import SqsImageStream, SqsWorkQueue
     from retail_pulse.domain.store_master import StoreMaster
 
 _factories: list[Callable[[], Any]] = []
@@ -76,6 +78,35 @@ def specs() -> S3JobSpecStore:
     from retail_pulse.adapters.s3 import S3JobSpecStore
 
     return S3JobSpecStore(get_settings().data_bucket_name)
+
+
+@_cached
+def files() -> S3Files:
+    """The data bucket's files as streams, and presigned URLs (uploads, exports)."""
+    from retail_pulse.adapters.s3_files import S3Files
+
+    return S3Files(get_settings().data_bucket_name)
+
+
+@_cached
+def fanout_queue() -> SqsWorkQueue:
+    from retail_pulse.adapters.work_queues import SqsWorkQueue
+
+    return SqsWorkQueue(get_settings().fan_out_queue_url)
+
+
+@_cached
+def export_queue() -> SqsWorkQueue:
+    from retail_pulse.adapters.work_queues import SqsWorkQueue
+
+    return SqsWorkQueue(get_settings().export_queue_url)
+
+
+def image_stream() -> SqsImageStream:
+    """A new stream into the image queue (the fan-out's pass 2), on the cached queue's client."""
+    from retail_pulse.adapters.work_queues import SqsImageStream
+
+    return SqsImageStream(queue())
 
 
 @_cached

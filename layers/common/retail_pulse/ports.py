@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from retail_pulse.domain.fanout import FanOutJob
 from retail_pulse.domain.models import (
     Applied,
     FinishedJob,
@@ -170,3 +172,123 @@ class JobSpecStore(Protocol):
     def save(self, job_id: str, tasks: Sequence[ImageTask]) -> None: ...
 
     def load(self, job_id: str) -> list[ImageTask] | None: ...
+
+
+# -- jobs of any size: manifests, the fan-out, exports (logic/manifests.py, logic/exports.py) ---------
+@dataclass(frozen=True)
+class StoredFile:
+    size: int  # bytes
+    version: str | None  # the object version (the bucket is versioned): what a job reads stays what it accepted
+
+
+class Files(Protocol):
+    """The data bucket as the logic sees it: presigned URLs for clients, files read and written as streams."""
+
+    def presign_put(self, key: str, size: int | None, expires_s: int) -> str:
+        """A URL a client PUTs one file to (exactly `size` bytes when given) within `expires_s`."""
+
+    def presign_get(self, key: str, expires_s: int, filename: str) -> str: ...
+
+    def head(self, key: str) -> StoredFile | None: ...
+
+    def read_start(self, key: str, version: str | None, size: int) -> bytes:
+        """The file's first `size` bytes (or all of it when shorter)."""
+
+    def stream(self, key: str, version: str | None, offset: int = 0) -> Iterator[bytes]:
+        """The file's bytes from `offset` on, in chunks (never whole in memory)."""
+
+    def writer(self, key: str, content_type: str) -> FileWriter: ...
+
+
+class FileWriter(Protocol):
+    """A file written as a stream (an S3 multipart upload): nothing is visible until `close`."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class WorkQueue(Protocol):
+    """A queue of small JSON work messages (the fan-out's and the exports')."""
+
+    def send(self, message: dict) -> None:
+        """Enqueue it or raise EnqueueError."""
+
+
+class ImageStream(Protocol):
+    """Image messages sent as they come, many batches in flight: `flush` returns once everything put
+    so far is in the queue (or raises EnqueueError)."""
+
+    def put(self, task: ImageTask) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FanOutRepository(Protocol):
+    """The job item as the fan-out moves it through its phases (domain/fanout.py). Every update but
+    the creation is conditional on the job being ongoing and, where named, on `owner` holding the
+    fan-out's lease: False (or None) when it is not (cancelled, ended, or another invocation took over)."""
+
+    def create_fanout_job(
+        self,
+        job_id: str,
+        created_at: str,
+        expires_at: int,
+        *,
+        source: str,
+        manifest: dict | None = None,  # {"key", "version", "bytes", "format"}
+        callback_url: str | None = None,
+        retry_of: str | None = None,
+    ) -> None: ...
+
+    def fanout_job(self, job_id: str) -> FanOutJob | None: ...
+
+    def claim_fanout(self, job_id: str, owner: str, until: str) -> bool:
+        """Takes the fan-out's lease (until the ISO time `until`) unless another holder's is live."""
+
+    def release_fanout(self, job_id: str, owner: str) -> None: ...
+
+    def checkpoint_fanout(
+        self,
+        job_id: str,
+        owner: str,
+        position: str,
+        *,
+        validated: int | None = None,
+        enqueued: int | None = None,
+        errors: list[dict] | None = None,
+        error_count: int | None = None,
+    ) -> bool:
+        """Records the pass's position and what it counted so far (the images `validated` while
+        accepted, with the invalid rows met; the images `enqueued` while enqueuing)."""
+
+    def start_enqueuing(self, job_id: str, owner: str, total: int, callback_url: str | None) -> bool:
+        """accepted -> enqueuing: total and remaining set, the position back to the start."""
+
+    def finish_enqueuing(self, job_id: str, owner: str, enqueued: int, missing: int = 0) -> bool:
+        """enqueuing -> ongoing; `missing` images of total the list no longer holds leave total and remaining."""
+
+    def refuse_manifest(
+        self, job_id: str, owner: str, *, errors: list[dict], error_count: int, reason: str, finished_at: str
+    ) -> FinishedJob | None:
+        """Ends the job failed (from accepted: nothing was enqueued), owing its notice."""
+
+    def iter_results(
+        self, job_id: str, *, start: int = 0, status: str | None = None, keys_only: bool = False
+    ) -> Iterator[ImageResult | int]:
+        """The job's results from image `start` on, in submission order (their indices with
+        `keys_only`), read a bounded page at a time."""
+
+
+class ExportRepository(Protocol):
+    """Export items: {"export_id", "job_id", "format", "status", "state", "rows", "key", ...}."""
+
+    def create_export(self, export: dict) -> None: ...
+
+    def get_export(self, export_id: str) -> dict | None: ...
+
+    def update_export(self, export_id: str, **fields: object) -> None: ...

@@ -98,6 +98,16 @@ class Settings:
     # Job completion notices (logic/notify.py): the SNS topic, and the key signing callbacks.
     job_events_topic_arn: str = ""
     callback_signing_secret: SecretStr = field(default=SecretStr(""))  # empty: callbacks are not sent
+    # Jobs of any size (logic/manifests.py, logic/exports.py): manifests uploaded to the data bucket and
+    # fanned out by the fan-out function from its queue; results exported to files by the export function.
+    fan_out_queue_url: str = ""
+    export_queue_url: str = ""
+    max_images_per_manifest: int = Field(default=1_000_000, ge=1)
+    max_manifest_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
+    upload_url_expiry_s: int = Field(default=900, ge=60)  # a presigned upload URL's life
+    export_url_expiry_s: int = Field(default=3600, ge=60)  # a presigned export download URL's life
+    retry_inline_max_images: int = Field(default=5000, ge=0)  # a retry of more failed images is fanned out
+    fan_out_max_receives: int = Field(default=5, ge=1)  # the fan-out queue's maxReceiveCount (template)
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -7,6 +7,7 @@ So these models describe the contract, and tests check that real responses fit t
 
 from __future__ import annotations
 
+from types import UnionType
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -73,6 +74,11 @@ class StoreError(ResponseBody):
 JobStatusName = Literal["ongoing", "completed", "failed", "cancelled"]
 
 
+class ManifestError(ResponseBody):
+    line: int = Field(description="The manifest's line (1-based) of the invalid row or visit.")
+    error: str = Field(examples=["image_url: must be an absolute http(s) URL"])
+
+
 class JobStatus(ResponseBody):
     status: JobStatusName
     job_id: str
@@ -84,6 +90,16 @@ class JobStatus(ResponseBody):
     reason: str | None = Field(default=None, description="Why the whole job failed (e.g. enqueueing failed).")
     retry_of: str | None = Field(default=None, description="Present on a retry job: the job it retries.")
     retried_by: str | None = Field(default=None, description="Present once retried: the retry job's id.")
+    phase: Literal["accepted", "enqueuing", "ongoing"] | None = Field(
+        default=None,
+        description="Present while ongoing: `accepted` (a manifest's rows are being checked; total is 0 until "
+        "then), `enqueuing` (see `enqueued`), `ongoing` (every image is queued).",
+    )
+    enqueued: int | None = Field(default=None, description="Present while `enqueuing`: images enqueued so far.")
+    manifest_errors: list[ManifestError] | None = Field(
+        default=None, description="A refused manifest's invalid rows (the first 100), each naming its line."
+    )
+    manifest_error_count: int | None = Field(default=None, description="Every invalid row of a refused manifest.")
 
 
 class JobListEntry(ResponseBody):
@@ -126,8 +142,9 @@ class Health(ResponseBody):
     status: Literal["ok"]
 
 
-def json_content(model: type[BaseModel], description: str) -> OpenAPIResponse:
-    """A `responses=` entry for Powertools: the model becomes a component schema."""
+def json_content(model: type[BaseModel] | UnionType, description: str) -> OpenAPIResponse:
+    """A `responses=` entry for Powertools: the model (or a union of models: `oneOf`) becomes a
+    component schema."""
     return {"description": description, "content": {"application/json": {"model": model}}}
 
 
@@ -146,3 +163,75 @@ def inline_request_body(model: type[BaseModel], description: str) -> dict[str, A
         return node
 
     return {"description": description, "required": True, "content": {"application/json": {"schema": resolve(schema)}}}
+
+
+# -- jobs of any size: uploads, manifest submits, exports -------------------------------------------------
+class TooLargeBody(ErrorBody):
+    limit_bytes: int | None = Field(default=None, description="The inline body's limit, JSON-escaped, in bytes.")
+    upload: str | None = Field(default=None, description="Where bigger jobs go: a manifest upload (`/api/uploads`).")
+
+
+class ManifestSubmitRequest(BaseModel):
+    manifest: str = Field(description="The `upload_id` of an uploaded manifest (POST /api/uploads, then PUT the file).")
+    callback_url: str | None = Field(default=None, description="As for an inline job.")
+
+
+class ManifestAccepted(ResponseBody):
+    job_id: str
+    status_url: str = Field(examples=["/api/status?jobid=3f0c..."])
+    phase: Literal["accepted"] = Field(description="The fan-out checks every row, then enqueues the images.")
+    format: Literal["csv", "jsonl", "json"] = Field(description="The manifest's format, as read from its start.")
+
+
+class UploadRequest(BaseModel):
+    size: int | None = Field(
+        default=None, ge=1, description="The file's bytes: the URL then takes exactly that many (recommended)."
+    )
+
+
+class UploadCreated(ResponseBody):
+    upload_id: str = Field(description='Submit it: POST /api/submit {"manifest": upload_id}.')
+    upload_url: str = Field(description="Presigned S3 URL: PUT the file's bytes there (no other header needed).")
+    expires_at: str = Field(description="The URL works until then (RFC 3339, UTC).")
+    method: Literal["PUT"]
+    max_bytes: int = Field(description="The largest manifest accepted.")
+    size: int | None = Field(description="The size the URL is bound to, when one was given.")
+
+
+class RetryFannedOut(ResponseBody):
+    job_id: str
+    status_url: str
+    retry_of: str = Field(description="The job whose failed images this new job holds.")
+    phase: Literal["accepted"] = Field(description="Many failed images: they are listed and enqueued by the fan-out.")
+
+
+class ExportStarted(ResponseBody):
+    export_id: str
+    job_id: str
+    state: Literal["running"]
+    status_url: str = Field(examples=["/api/results/export?export_id=9a1b..."])
+
+
+class ExportState(ResponseBody):
+    export_id: str
+    job_id: str
+    format: Literal["jsonl", "csv"]
+    state: Literal["running", "ready", "failed"]
+    rows: int = Field(description="Results written so far (all of them once ready).")
+    created_at: str
+    status: Literal["failed", "succeeded"] | None = Field(default=None, description="The status filter, if any.")
+    url: str | None = Field(default=None, description="Once ready: a presigned S3 GET URL of the file.")
+    url_expires_at: str | None = None
+    complete: bool | None = Field(
+        default=None,
+        description="Once ready: false when the job was still ongoing (the file's last line says how far it got).",
+    )
+    finished_at: str | None = None
+    error: str | None = Field(default=None, description="Once failed: why.")
+
+
+def one_of_request_body(description: str, *models: type[BaseModel]) -> dict[str, Any]:
+    """A requestBody that is one of `models` (each inlined as in `inline_request_body`)."""
+    schemas = [inline_request_body(m, "")["content"]["application/json"]["schema"] for m in models]
+    content = {"application/json": {"schema": {"oneOf": schemas}}}
+    return {"description": description, "required": True, "content": content}

@@ -98,6 +98,12 @@ class Job:
     retry_of: str | None = None  # the job whose failed images this job retries
     retried_by: str | None = None  # the job that retries this job's failed images
     notices_owed: frozenset[str] = frozenset()  # completion notice channels not yet delivered
+    # A job fanned out after submit (domain/fanout.py): its phase while ongoing, images enqueued so
+    # far, and the invalid rows of a refused manifest (at most 100, each naming its line; all counted).
+    phase: str | None = None
+    enqueued: int = 0
+    manifest_errors: list[dict] = field(default_factory=list)
+    manifest_error_count: int = 0
 
     @property
     def processed(self) -> int:

@@ -14,7 +14,14 @@ from retail_pulse.logic.notify import NoticeOutcome, Notifier, deliver_notice
 from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
 from retail_pulse.logic.status import job_status, progress, require_job
 from retail_pulse.logic.submit import new_job_id, submit_job
-from retail_pulse.ports import ImageQueue, JobLifecycleRepository, JobRepository, JobSpecStore
+from retail_pulse.ports import (
+    FanOutRepository,
+    ImageQueue,
+    JobLifecycleRepository,
+    JobRepository,
+    JobSpecStore,
+    WorkQueue,
+)
 from retail_pulse.settings import Settings
 
 DEFAULT_JOBS_PAGE = 20
@@ -70,7 +77,7 @@ def cancel_job(
 
 
 # -- POST /api/jobs/retry -------------------------------------------------------------------------
-class RetryJobs(JobRepository, JobLifecycleRepository, Protocol):
+class RetryJobs(JobRepository, JobLifecycleRepository, FanOutRepository, Protocol):
     """What retry needs: the lifecycle reads and links, and submit's job creation."""
 
 
@@ -84,6 +91,7 @@ def retry_job(
     specs: JobSpecStore | None = None,
     on_job_ended: Callable[[str], None] | None = None,
     make_job_id: Callable[[], str] = new_job_id,
+    fanout: WorkQueue | None = None,  # more than retry_inline_max_images failed: fanned out (logic/manifests)
 ) -> dict:
     """A new job of the failed images of an ended job (same store_id, visit_time and callback_url),
     created by submit's own path; the two jobs are linked both ways (`retry_of` / `retried_by`)."""
@@ -92,6 +100,12 @@ def retry_job(
         raise JobConflict(f"jobid: job {job.job_id} is still ongoing; retry it once it has ended")
     if job.retried_by:
         raise JobConflict(f"jobid: job {job.job_id} was already retried by job {job.retried_by}")
+    if fanout is not None and job.failed > settings.retry_inline_max_images:
+        from retail_pulse.logic.manifests import retry_by_fanout
+
+        return retry_by_fanout(
+            job, settings=settings, jobs=jobs, fanout=fanout, on_job_ended=on_job_ended, make_job_id=make_job_id
+        )
     failed = jobs.failed_results(job.job_id)
     if not failed:
         raise JobConflict(f"jobid: job {job.job_id} has no failed images to retry")

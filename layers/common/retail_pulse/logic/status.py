@@ -30,6 +30,21 @@ def job_status(job_id: str | None, *, jobs: JobReader) -> dict:
             body["error_truncated"] = True
     if job.reason:
         body["reason"] = job.reason
+    body.update(fanout_fields(job))
+    return body
+
+
+def fanout_fields(job: Job) -> dict:
+    """The phase of an ongoing job (accepted, enqueuing with `enqueued`, ongoing: domain/fanout.py) and
+    the invalid rows of a refused manifest."""
+    body: dict = {}
+    if job.status == "ongoing":
+        body["phase"] = job.phase or "ongoing"
+        if job.phase == "enqueuing":
+            body["enqueued"] = job.enqueued
+    if job.manifest_error_count:
+        body["manifest_errors"] = job.manifest_errors
+        body["manifest_error_count"] = job.manifest_error_count
     return body
 
 

@@ -48,6 +48,8 @@ def sweep_stalled_jobs(
     now: datetime,
     stall_after_s: int,
     on_error: Callable[[str, Exception], None] | None = None,
+    # Jobs fanned out after submit (logic/manifests.sweep_fanned_out): (handled, swept) of a stalled job.
+    fanned_out: Callable[[str, int], tuple[bool, SweptJob | None]] | None = None,
 ) -> list[SweptJob]:
     """Fail the unfinished images of every ongoing job idle for longer than `stall_after_s`."""
     swept = []
@@ -56,7 +58,9 @@ def sweep_stalled_jobs(
         if idle_s <= stall_after_s:
             continue
         try:
-            job = _sweep_job(job_id, idle_s, jobs=jobs, specs=specs, now=now)
+            handled, job = fanned_out(job_id, idle_s) if fanned_out else (False, None)
+            if not handled:
+                job = _sweep_job(job_id, idle_s, jobs=jobs, specs=specs, now=now)
         except Exception as exc:  # one job that cannot be swept must not hold up the others
             if on_error is None:
                 raise

@@ -102,4 +102,13 @@ def job_from_item(item: dict[str, Any]) -> Job:
         retry_of=item.get("retry_of"),
         retried_by=item.get("retried_by"),
         notices_owed=frozenset(item.get("notices_owed") or ()),
+        phase=item.get("phase"),
+        enqueued=item.get("enqueued", 0),
+        manifest_errors=manifest_errors(item),
+        manifest_error_count=item.get("manifest_error_count", 0),
     )
+
+
+def manifest_errors(item: dict[str, Any]) -> list[dict]:
+    """A refused manifest's errors (numbers inside a list come back as Decimal)."""
+    return [{"line": int(e["line"]), "error": e["error"]} for e in item.get("manifest_errors") or []]

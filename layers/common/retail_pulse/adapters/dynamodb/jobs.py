@@ -172,14 +172,15 @@ class JobItems(TableAccess):
     def finish_if_done(self, job_id: str) -> FinishedJob | None:
         """Finishes the job if nothing remains; returns it only when this call was the one that did."""
         job = self.job_item(job_id)
-        if not job or job["status"] != "ongoing" or job["remaining"] > 0:
+        # A fanned-out job has no total while `accepted` (domain/fanout.py): not done, however empty.
+        if not job or job["status"] != "ongoing" or job["remaining"] > 0 or job.get("phase") == "accepted":
             return None
         final, now = final_status(job["failed"]), utc_now()
         ended = self._end(
             job_id,
             "#status = :final, finished_at = :now",
-            {":final": final, ":now": now, ":zero": 0},
-            "#status = :ongoing AND remaining <= :zero",
+            {":final": final, ":now": now, ":zero": 0, ":accepted": "accepted"},
+            "#status = :ongoing AND remaining <= :zero AND (attribute_not_exists(phase) OR phase <> :accepted)",
         )
         return FinishedJob(job_id, final, job["created_at"], now) if ended else None
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from retail_pulse.adapters.dynamodb.counting import ResultCounting
+from retail_pulse.adapters.dynamodb.exports import ExportItems
+from retail_pulse.adapters.dynamodb.fanout import FanOutItems
 from retail_pulse.adapters.dynamodb.jobs import JobItems
 from retail_pulse.adapters.dynamodb.notices import NoticeItems
 from retail_pulse.adapters.dynamodb.results import ResultItems
 
 
-class DynamoJobRepository(JobItems, ResultItems, NoticeItems, ResultCounting):
+class DynamoJobRepository(JobItems, ResultItems, NoticeItems, ResultCounting, FanOutItems, ExportItems):
     """Jobs, results, notices and counting on one table and one client (see each base's module)."""
 
     def __init__(self, table_name: str, client: Any | None = None, *, result_writers: int = 10) -> None:
