@@ -15,7 +15,7 @@ SAM_STAMP := $(SAM_VENV)/.installed
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PATH="$(dir $(PYTHON312)):$$PATH" \
 	$(SAM_VENV)/bin/sam
 
-.PHONY: run sam-local test test-fast typecheck lint format openapi deploy-check demo bench clean
+.PHONY: run sam-local test test-fast typecheck lint format openapi deploy-check demo bench scale clean
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -91,3 +91,10 @@ clean:
 # Speed and cost targets as figures (writes BENCHMARKS.md); BENCH_ARGS=--quick for a smoke run.
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# The scale model of AWS (writes SCALE.md; long, its header says how long the last run took): both
+# write paths at Lambda concurrency 20, 100 and 1,000 against the DynamoDB limits model. QUICK=1: a
+# smoke run of a few minutes (artifacts/SCALE.quick.md); SCALE_ARGS="--only 'one-job L=1000'" for
+# some runs only, SCALE_ARGS="--factor 200" to slow the clock further on a busy machine.
+scale: $(STAMP)
+	$(PY) -m benchmarks.scale $(if $(QUICK),--quick) $(SCALE_ARGS)
