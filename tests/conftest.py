@@ -98,14 +98,17 @@ def lifecycle(stack, monkeypatch):
         Attributes={"RawMessageDelivery": "true"},
     )
 
-    def events() -> list[dict]:
+    def events(everything: bool = False) -> list[dict]:
+        """Completion notices (`job.ended`) received since the last call; `everything`: progress events too."""
         out = []
         while True:
             got = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
             if not got:
                 return out
             for m in got:
-                out.append(json.loads(m["Body"]))
+                body = json.loads(m["Body"])
+                if everything or body.get("event") == "job.ended":
+                    out.append(body)
                 sqs.delete_message(QueueUrl=inbox, ReceiptHandle=m["ReceiptHandle"])
 
     stack.events = events

@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from retail_pulse import handler_kit as kit
 from retail_pulse.adapters.dynamodb.counting import streamed_results
 from retail_pulse.logic.counting import CountingIncomplete, count_results
-from retail_pulse.logic.notify import notify_ended_jobs
+from retail_pulse.logic.notify import notify_ended_jobs, send_event
 
 # Seconds of the invocation kept for the completion notices of the jobs a batch ends.
 NOTICE_RESERVE_S = 25.0
@@ -19,6 +19,21 @@ NOTICE_RESERVE_S = 25.0
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+
+
+def send_events(events: list[tuple[str, str]]) -> None:
+    """Progress events this batch claimed (25/50/75 %, first failure): sent once, failures logged."""
+    for job_id, claimed in events:
+        try:
+            outcome = send_event(job_id, claimed, jobs=kit.jobs(), notifier=kit.notifier())
+        except Exception:
+            logger.exception("job event not sent", extra={"job_id": job_id, "event": claimed})
+            continue
+        extra = {"job_id": job_id, "event": claimed, "callback": outcome.callback}
+        if outcome.complete:
+            logger.info("job event sent", extra=extra)
+        else:
+            logger.error("job event not published", extra={**extra, "error": outcome.topic_error})
 
 
 @logger.inject_lambda_context
@@ -45,5 +60,6 @@ def lambda_handler(event: dict, context) -> dict:
         # A notice that cannot be published now stays owed on its job: the stall sweeper sends it later.
         ended = [job.job_id for job in counted.finished]
         kit.log_notices(logger, notify_ended_jobs(ended, [], jobs=kit.jobs(), notifier=kit.notifier()))
+        send_events(counted.events)
     kit.emit_storage_refusals(metrics)
     return kit.stream_batch_response(event, not_counted_from)

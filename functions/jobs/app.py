@@ -1,4 +1,4 @@
-"""GET /api/jobs, POST /api/jobs/cancel, POST /api/jobs/retry: the job lifecycle."""
+"""GET /api/jobs, POST /api/jobs/cancel, /pause, /resume, /retry: the job lifecycle."""
 
 # No `from __future__ import annotations`: Powertools reads the route parameters' annotations
 # (Query types) at run time to validate and document them.
@@ -20,8 +20,16 @@ from retail_pulse.api.schema import (
     RetryFannedOut,
     json_content,
 )
-from retail_pulse.logic.jobs import DEFAULT_JOBS_PAGE, MAX_JOBS_PAGE, cancel_job, list_jobs, retry_job
+from retail_pulse.logic.jobs import (
+    DEFAULT_JOBS_PAGE,
+    MAX_JOBS_PAGE,
+    cancel_job,
+    list_jobs,
+    parse_retry_filter,
+    retry_job,
+)
 from retail_pulse.logic.notify import notify_ended_jobs
+from retail_pulse.logic.pause import pause_job, resume_job
 
 logger = Logger()
 tracer = Tracer()
@@ -42,17 +50,22 @@ UNKNOWN_JOB = json_content(ErrorBody, "Missing or unknown `jobid`.")
 @tracer.capture_method(capture_response=False)
 def jobs_list(
     status: Annotated[
-        Literal["ongoing", "completed", "failed", "cancelled"] | None, Query(description="Only jobs of this status.")
+        Literal["ongoing", "paused", "completed", "failed", "cancelled"] | None,
+        Query(description="Only jobs of this status."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_JOBS_PAGE, description="Jobs per page.")] = DEFAULT_JOBS_PAGE,
     next_token: Annotated[str | None, Query(description="From the previous page; omit for the first.")] = None,
+    label: Annotated[
+        str | None,
+        Query(description="Only jobs with this label, as `key:value` (from the label's index: no scan)."),
+    ] = None,
 ):
-    return json_response(200, list_jobs(status, limit, next_token, jobs=kit.jobs()))
+    return json_response(200, list_jobs(status, limit, next_token, jobs=kit.jobs(), label=label))
 
 
 @app.post(
     "/api/jobs/cancel",
-    summary="Cancel an ongoing job: its remaining images are skipped",
+    summary="Cancel an ongoing or paused job: its remaining images are skipped",
     tags=["jobs"],
     responses={
         200: json_content(JobStatus, "Cancelled; the job's status (`cancelled`, with `progress.cancelled`)."),
@@ -62,29 +75,82 @@ def jobs_list(
 )
 @tracer.capture_method(capture_response=False)
 def jobs_cancel(jobid: JobId):
-    body, outcome = cancel_job(jobid, jobs=kit.jobs(), notifier=kit.notifier())
+    body, outcome = cancel_job(jobid, jobs=kit.jobs(), notifier=kit.notifier(), parking=kit.jobs())
     logger.info("job cancelled", extra={"job_id": body["job_id"], "cancelled": body["progress"].get("cancelled")})
     kit.log_notices(logger, [outcome])
     return json_response(200, body)
 
 
 @app.post(
+    "/api/jobs/pause",
+    summary="Pause an ongoing job: no new image of it is downloaded until it is resumed",
+    tags=["jobs"],
+    responses={
+        200: json_content(JobStatus, "Paused; the job's status (`paused`)."),
+        400: UNKNOWN_JOB,
+        409: json_content(ErrorBody, "The job is not ongoing (paused already, or ended)."),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def jobs_pause(jobid: JobId):
+    body = pause_job(jobid, jobs=kit.jobs())
+    logger.info("job paused", extra={"job_id": body["job_id"]})
+    return json_response(200, body)
+
+
+@app.post(
+    "/api/jobs/resume",
+    summary="Resume a paused job: its parked images go back to the queue",
+    tags=["jobs"],
+    responses={
+        200: json_content(JobStatus, "Resumed; the job's status (`ongoing`) and `replayed`."),
+        400: UNKNOWN_JOB,
+        409: json_content(ErrorBody, "The job is not paused."),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def jobs_resume(jobid: JobId):
+    body = resume_job(jobid, jobs=kit.jobs(), parking=kit.jobs(), queue=kit.queue(), fanout=kit.fanout_queue())
+    logger.info("job resumed", extra={"job_id": body["job_id"], "replayed": body.get("replayed")})
+    return json_response(200, body)
+
+
+@app.post(
     "/api/jobs/retry",
-    summary="Retry the failed images of an ended job as a new job",
+    summary="Retry the failed images of an ended job as a new job (optionally only some of them)",
     tags=["jobs"],
     responses={
         201: json_content(
             RetryAccepted | RetryFannedOut,
             "The new job; follow `status_url`. Over RETRY_INLINE_MAX_IMAGES failed images, it is `accepted` and "
-            "fanned out like a manifest job.",
+            "fanned out like a manifest job (the filter applied by the fan-out: matching none, the new job ends "
+            "`failed` and the job may be retried again).",
         ),
-        400: UNKNOWN_JOB,
-        409: json_content(ErrorBody, "The job is ongoing, has no failed images, or was already retried."),
+        400: json_content(ErrorBody, "Missing or unknown `jobid`, or a bad filter."),
+        409: json_content(
+            ErrorBody,
+            "The job is ongoing or paused, has no failed images (matching the filter), or was already retried.",
+        ),
         503: json_content(EnqueueFailedBody, "The images could not be enqueued; the new job is marked failed."),
     },
 )
 @tracer.capture_method(capture_response=False)
-def jobs_retry(jobid: JobId):
+def jobs_retry(
+    jobid: JobId,
+    error_class: Annotated[
+        Literal["transient", "permanent", "store"] | None,
+        Query(
+            description="Only failed images of this class: transient (timeouts, connection errors, 429/5xx after "
+            "retries, dead-lettered, stalled), permanent (404 and other 4xx, not an image, too big, refused URL), "
+            "store (store_id not in the Store Master)."
+        ),
+    ] = None,
+    store_id: Annotated[str | None, Query(description="Only these stores: comma-separated store ids (<= 100).")] = None,
+    index: Annotated[
+        str | None, Query(description="Only these images: comma-separated indexes in the job (<= 1,000).")
+    ] = None,
+):
+    retry_filter = parse_retry_filter(error_class, store_id, index)
     accepted = retry_job(
         jobid,
         settings=kit.settings(),
@@ -93,6 +159,7 @@ def jobs_retry(jobid: JobId):
         stores=kit.store_master(),
         specs=kit.specs(),
         on_job_ended=send_notice,
+        retry_filter=retry_filter,
         fanout=kit.fanout_queue(),
     )
     extra = {"job_id": accepted["job_id"], "retry_of": jobid, "images": accepted.get("total")}

@@ -3,6 +3,7 @@ table's stream counts them: functions/count_results)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -12,6 +13,7 @@ from retail_pulse import handler_kit as kit
 from retail_pulse.domain.messages import task_from_message, unrecorded_result_message
 from retail_pulse.domain.models import ImageTask
 from retail_pulse.logic.notify import notify_ended_jobs
+from retail_pulse.logic.pause import park_images
 from retail_pulse.logic.process import ProcessedBatch, Unrecorded, process_images, settle_unrecorded
 
 # Seconds of the invocation kept for the results' writes (with their retries) after the downloads,
@@ -84,6 +86,24 @@ def settle(unrecorded: Unrecorded, receipts: dict[tuple[str, int], tuple[str, st
     return failed
 
 
+def park(batch: ProcessedBatch, receipts: dict[tuple[str, int], tuple[str, str]]) -> dict[str, str]:
+    """Images of paused jobs: parked until their job resumes (logic/pause.py), their messages then
+    acknowledged. Returns the records that stay in the queue (parking failed: SQS delivers them again)."""
+    if not batch.parked:
+        return {}
+    try:
+        outcome = park_images(batch.parked, jobs=kit.jobs(), parking=kit.jobs(), queue=kit.queue())
+    except Exception:
+        logger.exception("parking the images of a paused job failed; SQS will redeliver them")
+        return {receipts[(t.job_id, t.index)][0]: "not parked" for t in batch.parked}
+    logger.info(
+        "images of paused jobs parked",
+        extra={"parked": outcome.parked, "replayed": outcome.replayed, "dropped": outcome.dropped},
+    )
+    metrics.add_metric(name="ImagesParked", unit=MetricUnit.Count, value=outcome.parked)
+    return {}
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
@@ -116,6 +136,8 @@ def lambda_handler(event: dict, context) -> dict:
             pool=kit.image_pool(),
             deadline=write_deadline - WRITE_RESERVE_S,
             write_deadline=write_deadline,
+            # Lambda's own variable (the function's MemorySize): each image's cost share is priced with it.
+            memory_mb=int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 512),
         )
     except Exception:
         # Our infrastructure failed before any result could be written: every record comes again.
@@ -127,6 +149,7 @@ def lambda_handler(event: dict, context) -> dict:
         record_outcome(batch)
         unrecorded = settle_unrecorded(batch.recorded.refused, receive_counts, settings.max_receive_count)
         failed.update(settle(unrecorded, receipts))
+        failed.update(park(batch, receipts))
         if not send_owed_notices(batch):
             failed.update({message_id: "notice not published" for message_id, _ in receipts.values()})
     kit.emit_storage_refusals(metrics)

@@ -10,8 +10,8 @@ from retail_pulse import handler_kit as kit
 from retail_pulse.domain.clock import format_utc
 from retail_pulse.domain.rules import NOTICE_LEASE_S
 from retail_pulse.logic.manifests import sweep_fanned_out
-from retail_pulse.logic.notify import notify_ended_jobs, retry_owed_notices
-from retail_pulse.logic.unfinished import sweep_stalled_jobs
+from retail_pulse.logic.notify import notify_ended_jobs, retry_owed_notices, send_event
+from retail_pulse.logic.unfinished import replay_stranded, stalled_jobs_to_notify, sweep_stalled_jobs
 
 logger = Logger()
 tracer = Tracer()
@@ -53,4 +53,18 @@ def lambda_handler(event: dict, context) -> dict:
     outcomes += retry_owed_notices(lease_expired, jobs=jobs, notifier=notifier)
     kit.log_notices(logger, outcomes)
     metrics.add_metric(name="StalledJobsFinished", unit=MetricUnit.Count, value=len(swept))
-    return {"swept": [job.job_id for job in swept]}
+    # `job.stalled` (once per job) for jobs idle past STALL_NOTICE_AFTER_S, before they are swept.
+    now = datetime.now(UTC)
+    stalled = stalled_jobs_to_notify(
+        jobs=jobs, now=now, notice_after_s=settings.stall_notice_after_s, stall_after_s=settings.stall_after_s
+    )
+    for job_id, idle_s in stalled:
+        outcome = send_event(job_id, "stalled", jobs=jobs, notifier=notifier)
+        logger.warning("job stalled", extra={"job_id": job_id, "idle_s": idle_s, "callback": outcome.callback})
+    replayed = replay_stranded(jobs=jobs, parking=jobs, queue=kit.queue(), now=now)
+    for job_id, images in replayed.items():
+        logger.warning("parked images of a resumed job replayed", extra={"job_id": job_id, "images": images})
+    out: dict = {"swept": [job.job_id for job in swept]}
+    if stalled:
+        out["stalled"] = [job_id for job_id, _ in stalled]
+    return out

@@ -4,7 +4,7 @@
 # (Query types) at run time to validate and document them.
 from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import Response
@@ -49,7 +49,7 @@ def status(jobid: JobId):
 
 @app.get(
     "/api/results",
-    summary="A job's ended images, in submission order, paged",
+    summary="A job's ended images, in submission order, paged; or as a live feed in the order they ended",
     tags=["jobs"],
     responses={200: json_content(ResultsPage, "One page of results."), 400: BAD_REQUEST},
 )
@@ -58,8 +58,18 @@ def results(
     jobid: JobId,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Results per page.")] = DEFAULT_PAGE,
     next_token: Annotated[str | None, Query(description="From the previous page; omit for the first.")] = None,
+    order: Annotated[
+        Literal["index", "processed"] | None,
+        Query(
+            description="`index` (default): submission order. `processed`: the results feed, in the order the "
+            "images ended (were counted), from `since`; every result exactly once across pages."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, Query(description="Results feed: `next_since` of the previous page; omit to start at the first.")
+    ] = None,
 ):
-    return json_response(200, job_results(jobid, limit, next_token, jobs=kit.jobs()))
+    return json_response(200, job_results(jobid, limit, next_token, jobs=kit.jobs(), order=order, since=since))
 
 
 @app.get("/api/health", summary="Liveness", tags=["operations"], responses={200: json_content(Health, "Up.")})

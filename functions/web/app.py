@@ -35,6 +35,7 @@ SCRIPT_MODULES = (
     "views-files.js",
     "views-jobs.js",
     "views-job.js",
+    "views-control.js",
     "views-results.js",
     "views-areas.js",
     "views-settings.js",

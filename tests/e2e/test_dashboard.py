@@ -424,6 +424,48 @@ def test_api_key_from_settings_opens_a_keyed_stage(context, keyed_stack, images)
     page.close()
 
 
+def test_job_control_pause_resume_plan_and_live_feed(page, local_stack):
+    from .test_job_lifecycle import Server
+
+    slow = Server(image_delay_s=0.5)  # under the stack's 1 s read timeout
+    try:
+        visits = [
+            {"store_id": "RP00001", "image_url": [f"{slow.base}/dash-ctl/{v}-{i}.jpg" for i in range(10)],
+             "visit_time": "2024-03-15T10:00:00Z"}
+            for v in range(12)
+        ]  # fmt: skip
+        body = {"count": len(visits), "visits": visits, "labels": {"team": "dash"}, "tolerated_failure_percentage": 50}
+        job_id = local_stack.post("/api/submit", body).json()["job_id"]
+        page.goto(f"{local_stack.url}/#/job/{job_id}")
+        expect(page.locator("#job-labels")).to_contain_text("team:dash")
+        expect(page.locator("#job-threshold")).to_contain_text("50 %")
+        page.get_by_role("button", name="Pause").click()
+        wait_for_status(page, "paused")
+        expect(page.get_by_role("button", name="Resume")).to_be_enabled()
+        expect(page.get_by_role("button", name="Pause")).to_be_disabled()
+        expect(page.locator("#job-eta")).to_have_text("paused")
+        shot(page, "job-paused-desktop")
+        page.get_by_role("button", name="Resume").click()
+        expect(page.locator("#control-message")).to_contain_text("Resumed")
+        wait_for_status(page, "completed")
+        expect(page.locator("#feed-summary")).to_have_text(
+            "120 results received in the order they ended (complete).", timeout=15_000
+        )
+        expect(page.locator("#feed-table tbody tr")).to_have_count(20)
+        expect(page.locator("#plan-ended")).to_have_text("120")
+        expect(page.locator("#plan-cost")).to_have_text(re.compile(r"^\$0\.\d{6}$"))
+        expect(page.locator("#plan-started")).to_have_text(re.compile(r"\d"))
+        shot(page, "job-control-completed-desktop")
+        page.get_by_role("link", name="Jobs").click()
+        page.get_by_role("textbox", name="Label", exact=True).fill("team:dash")
+        page.get_by_role("button", name="Filter").click()
+        expect(page.locator("#jobs-source")).to_contain_text("labelled team:dash")
+        expect(page.locator("#jobs-table tbody tr")).to_have_count(1)
+        expect(page.locator("#jobs-table")).to_contain_text(job_id)
+    finally:
+        slow.close()
+
+
 def test_a_file_uploaded_as_a_manifest_runs_and_its_results_export_to_a_file(page, images, local_stack):
     """The upload goes straight to the presigned URL (the bucket's CORS lets the page's origin PUT),
     with a progress bar; the job view shows the fan-out's phase, then the export's download link."""

@@ -54,6 +54,8 @@ def test_routes_and_layer():
         ("GET", "/api/jobs"): "JobsFunction",
         ("POST", "/api/jobs/cancel"): "JobsFunction",
         ("POST", "/api/jobs/retry"): "JobsFunction",
+        ("POST", "/api/jobs/pause"): "JobsFunction",
+        ("POST", "/api/jobs/resume"): "JobsFunction",
         ("POST", "/api/uploads"): "FilesFunction",
         ("POST", "/api/results/export"): "FilesFunction",
         ("GET", "/api/results/export"): "FilesFunction",

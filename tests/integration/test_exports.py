@@ -114,4 +114,5 @@ def test_an_export_that_keeps_failing_ends_failed(stack, job, monkeypatch):
 def test_rows_are_formatted_as_the_dashboards_csv():
     body = {c: None for c in exports.files_format.RESULT_COLUMNS} | {"store_id": "=cmd", "error": 'say "hi", bye'}
     line = exports.files_format.rows("csv", [body]).decode()
-    assert line == '\'=cmd,,,,,,,"say ""hi"", bye",\r\n'  # no formula runs in a spreadsheet
+    # index, store_id, ..., error, error_class, processed_at: no formula runs in a spreadsheet
+    assert line == ',\'=cmd,,,,,,,"say ""hi"", bye",,\r\n'

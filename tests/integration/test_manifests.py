@@ -418,3 +418,79 @@ def test_too_many_inline_images_point_to_uploads(stack, monkeypatch):
     code, answer = stack.api("POST", "/api/submit", body={"count": 1, "visits": [visit]})
     assert code == 413 and answer["upload"] == "/api/uploads"
     assert answer["error"].startswith("a job may hold at most 2 images; a manifest may hold up to 1000000 images")
+
+
+# -- manifests and job control (issue 18) together -------------------------------------------------------
+def test_pause_while_enqueuing_stops_the_fan_out_and_resume_goes_on_from_its_checkpoint(stack, images, monkeypatch):
+    monkeypatch.setattr(manifests, "CHECKPOINT_IMAGES", 100)
+    monkeypatch.setattr(manifests._Pass, "out_of_time", property(lambda self: self.at_images - self.started >= 100))
+    job_id = stack.submit_manifest(csv_manifest(images, 350))
+    while status(stack, job_id)["phase"] != "enqueuing" or status(stack, job_id)["enqueued"] == 0:
+        stack.fan_out_all(max_messages=1)
+    code, paused = stack.api("POST", "/api/jobs/pause", query={"jobid": job_id})
+    assert code == 200 and paused["status"] == "paused" and paused["phase"] == "enqueuing", paused
+    stack.fan_out_all()  # stops at its next checkpoint: the job is not ongoing
+    stack.drain()  # what was enqueued is parked, not downloaded
+    body = status(stack, job_id)
+    assert body["status"] == "paused" and body["phase"] == "enqueuing" and body["enqueued"] < 350, body
+    assert body["progress"]["processed"] == 0
+    code, resumed = stack.api("POST", "/api/jobs/resume", query={"jobid": job_id})
+    assert code == 200 and resumed["status"] == "ongoing" and resumed["replayed"] > 0, resumed
+    stack.fan_out_all()  # resume sent the fan-out's message again
+    stack.drain()
+    body = status(stack, job_id)
+    assert body["status"] == "completed" and "phase" not in body, body
+    assert_exact(stack, job_id, 350)
+
+
+def test_a_manifest_job_takes_labels_and_a_failure_threshold(stack, images):
+    rows = [f"RP00001,{images.url('/mf/missing.jpg')}?{i},2024-03-15T10:00:00Z" for i in range(20)]
+    body = {"labels": {"team": "mf"}, "tolerated_failure_count": 2}
+    job_id = stack.submit_manifest(csv_manifest(images, 0, extra=rows), **body)
+    accepted = status(stack, job_id)
+    assert accepted["labels"] == {"team": "mf"}, accepted
+    assert accepted["failure_threshold"]["tolerated_failure_count"] == 2
+    code, listed = stack.api("GET", "/api/jobs", query={"label": "team:mf"})
+    assert code == 200 and [j["job_id"] for j in listed["jobs"]] == [job_id], listed
+    stack.fan_out_all()
+    first = stack.receive(max_messages=3)  # three 404s in one batch: over the tolerated 2
+    assert len(first) == 3 and not stack.invoke_process(first)
+    ended = status(stack, job_id)
+    assert ended["status"] == "failed" and ended["reason"].startswith("failure threshold exceeded"), ended
+    assert ended["progress"] == {"total": 20, "processed": 20, "succeeded": 0, "failed": 3, "skipped": 17}
+    stack.drain()  # the rest are dropped like a cancel's
+    assert status(stack, job_id)["progress"] == ended["progress"]
+    code, refused = stack.api("POST", "/api/submit", body={"manifest": "0" * 32, "labels": "x"})
+    assert code == 400 and refused["error"].startswith("labels"), refused
+
+
+def test_a_selective_retry_of_many_failed_images_is_filtered_by_the_fan_out(stack, images, monkeypatch):
+    monkeypatch.setenv("RETRY_INLINE_MAX_IMAGES", "3")
+    stack.reset_caches()
+    url = images.url("/mf/missing.jpg")
+    visits = [
+        {"store_id": store, "image_url": [url + f"?{store}{i}"], "visit_time": "2024-03-15T10:00:00Z"}
+        for i in range(4)
+        for store in ("RP00001", "RP00002")
+    ]
+    code, accepted = stack.api("POST", "/api/submit", body={"count": 8, "visits": visits, "labels": {"team": "retry"}})
+    assert code == 201, accepted
+    job_id = accepted["job_id"]
+    stack.drain()
+    assert status(stack, job_id)["progress"]["failed"] == 8
+    # A filter matching none of them: the retry job fails, and the job can be retried again.
+    code, none = stack.api("POST", "/api/jobs/retry", query={"jobid": job_id, "store_id": "RP09999"})
+    assert code == 201 and none["phase"] == "accepted", none
+    stack.fan_out_all()
+    refused = status(stack, none["job_id"])
+    assert refused["status"] == "failed" and "matching the filter" in refused["reason"], refused
+    assert "retried_by" not in status(stack, job_id)
+    code, retry = stack.api("POST", "/api/jobs/retry", query={"jobid": job_id, "store_id": "RP00002"})
+    assert code == 201 and retry["phase"] == "accepted", retry
+    stack.fan_out_all()
+    stack.drain()
+    body = status(stack, retry["job_id"])
+    assert body["progress"] == {"total": 4, "processed": 4, "succeeded": 0, "failed": 4}, body
+    assert body["labels"] == {"team": "retry"}
+    assert [r["store_id"] for r in stack.results(retry["job_id"])] == ["RP00002"] * 4
+    assert status(stack, job_id)["retried_by"] == retry["job_id"]

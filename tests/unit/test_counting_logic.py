@@ -8,15 +8,18 @@ from dataclasses import dataclass, field
 import pytest
 
 from retail_pulse.domain.models import (
+    LIVE_STATUSES,
     Applied,
+    FailureThreshold,
     FinishedJob,
     ImageResult,
     ImageTask,
+    Job,
     ReportCounters,
     StreamedResult,
     Tally,
 )
-from retail_pulse.domain.rules import report_contribution
+from retail_pulse.domain.rules import classify_error, report_contribution, threshold_exceeded
 from retail_pulse.logic.counting import CountingIncomplete, count_results, tally_of
 from retail_pulse.ports import StorageRefused
 
@@ -27,10 +30,14 @@ class FakeJob:
     status: str = "ongoing"
     succeeded: int = 0
     failed: int = 0
+    skipped: int = 0
+    threshold: FailureThreshold = field(default_factory=FailureThreshold)
+    events: set = field(default_factory=set)
+    feed: list = field(default_factory=list)
 
     @property
     def remaining(self) -> int:
-        return self.total - self.succeeded - self.failed
+        return self.total - self.succeeded - self.failed - self.skipped
 
 
 @dataclass
@@ -57,7 +64,7 @@ class FakeCounter:
             raise StorageRefused("throttled")
         if shard in self.watermarks and self.watermarks[shard] >= int(first):
             return Applied(False, counted_before=True)
-        ended = frozenset(j for j in tally.jobs if j not in self.jobs or self.jobs[j].status != "ongoing")
+        ended = frozenset(j for j in tally.jobs if j not in self.jobs or self.jobs[j].status not in LIVE_STATUSES)
         if ended:
             return Applied(False, ended_jobs=ended)
         self.applies += 1
@@ -65,6 +72,7 @@ class FakeCounter:
         for job_id, (ok, bad) in tally.jobs.items():
             self.jobs[job_id].succeeded += ok
             self.jobs[job_id].failed += bad
+            self.jobs[job_id].feed += tally.runs[job_id].indexes
         for area, c in tally.areas.items():
             self.areas.setdefault(area, ReportCounters()).add(c)
         for key, c in tally.stores.items():
@@ -81,9 +89,34 @@ class FakeCounter:
         self.deleted += list(keys)
 
     # JobRepository's part
+    def read_job(self, job_id: str) -> Job | None:
+        f = self.jobs.get(job_id)
+        if f is None:
+            return None
+        return Job(
+            job_id, f.status, f.total, f.succeeded, f.failed, "2024-01-01T00:00:00.000Z",
+            skipped=f.skipped, threshold=f.threshold, events_emitted=frozenset(f.events),
+        )  # fmt: skip
+
+    def fail_early(self, job_id: str, reason: str, now: str) -> FinishedJob | None:
+        job = self.jobs[job_id]
+        if job.status not in LIVE_STATUSES:
+            return None
+        job.status, job.skipped = "failed", job.remaining
+        return FinishedJob(job_id, "failed", "2024-01-01T00:00:00.000Z", now)
+
+    def claim_event(self, job_id: str, event: str) -> bool:
+        if event in self.jobs[job_id].events:
+            return False
+        self.jobs[job_id].events.add(event)
+        return True
+
+    def move_rate_mark(self, job_id, previous_at, now, processed) -> None:
+        pass
+
     def finish_if_done(self, job_id: str) -> FinishedJob | None:
         job = self.jobs[job_id]
-        if job.status != "ongoing" or job.remaining > 0:
+        if job.status not in LIVE_STATUSES or job.remaining > 0:
             return None
         job.status = "failed" if job.failed else "completed"
         return FinishedJob(job_id, job.status, "2024-01-01T00:00:00.000Z", "2024-01-01T00:00:01.000Z")
@@ -122,7 +155,7 @@ def test_a_redelivery_that_overlaps_what_was_counted_counts_only_the_rest():
 
 
 def test_refused_storage_stops_at_the_first_uncounted_record_and_the_retry_finishes():
-    counter = FakeCounter({"j": FakeJob(total=6)}, max_updates=3)  # job + area + store: one record per run
+    counter = FakeCounter({"j": FakeJob(total=6)}, max_updates=4)  # job + feed + area + store: a record per run
     records = stream([result("j", i, store_id=f"S{i}") for i in range(6)])
     counter.refuse = 0
     first = count_results("s", records[:2], counter=counter, jobs=counter, deadline=1e12)
@@ -179,3 +212,51 @@ def test_tally_groups_jobs_areas_and_stores():
     assert tally.jobs == {"j": (1, 1), "k": (1, 0)}
     assert set(tally.stores) == {("A1", "S1"), ("A1", "S2")}
     assert tally.areas["A1"].images == 2
+
+
+# -- job control: failure thresholds, paused jobs, progress events, the feed ---------------------------
+def test_a_job_whose_failures_exceed_its_threshold_ends_failed_early_and_skips_the_rest():
+    job = FakeJob(total=10, threshold=FailureThreshold(count=1))
+    counter = FakeCounter({"j": job})
+    first = count_results("s", stream([result("j", 0, "failed")]), counter=counter, jobs=counter, deadline=1e12)
+    assert first.finished == [] and job.status == "ongoing"  # 1 failure is tolerated
+    out = count_results("s", stream([result("j", 1, "failed"), result("j", 2)], 200), counter=counter, jobs=counter,
+                        deadline=1e12)  # fmt: skip
+    assert [f.status for f in out.finished] == ["failed"]
+    assert (job.succeeded, job.failed, job.skipped) == (1, 2, 7)  # processed = total, exactly
+    late = count_results("s", stream([result("j", 3)], 300), counter=counter, jobs=counter, deadline=1e12)
+    assert late.dropped == 1 and counter.deleted == [("j", 3)] and job.succeeded == 1  # like a cancel
+
+
+def test_a_percentage_threshold_as_distributed_map():
+    assert threshold_exceeded(5, 100, 5.0, None) is None  # 5 % of 100 tolerated
+    assert "tolerated_failure_percentage" in threshold_exceeded(6, 100, 5.0, None)
+    assert threshold_exceeded(0, 100, 0.0, None) is None
+    assert threshold_exceeded(1, 100, 0.0, None)
+    assert threshold_exceeded(3, 100, None, 3) is None and threshold_exceeded(4, 100, 50.0, 3)
+
+
+def test_a_paused_job_is_counted_and_ends_when_nothing_remains():
+    job = FakeJob(total=2, status="paused")
+    counter = FakeCounter({"j": job})
+    out = count_results("s", stream([result("j", 0), result("j", 1)]), counter=counter, jobs=counter, deadline=1e12)
+    assert out.counted == 2 and job.status == "completed"
+
+
+def test_progress_events_are_claimed_once_each_and_results_feed_in_counted_order():
+    job = FakeJob(total=8)
+    counter = FakeCounter({"j": job})
+    out = count_results("s", stream([result("j", 5), result("j", 1, "failed")]), counter=counter, jobs=counter,
+                        deadline=1e12)  # fmt: skip
+    assert out.events == [("j", "progress:25"), ("j", "first_failure")]
+    again = count_results("t", stream([result("j", 0), result("j", 2)]), counter=counter, jobs=counter, deadline=1e12)
+    assert again.events == [("j", "progress:50")]
+    assert job.feed == [5, 1, 0, 2]
+
+
+def test_error_classes():
+    assert classify_error("HTTP 404 downloading http://x") == "permanent"
+    assert classify_error("HTTP 503 downloading http://x") == "transient"
+    assert classify_error("download timed out: http://x") == "transient"
+    assert classify_error("store_id X not in Store Master") == "store"
+    assert classify_error("whatever", "transient") == "transient"

@@ -8,6 +8,7 @@ import { csvToJob, parseCsv, resultsToCsv } from "./csv.js?v=__ASSET_VERSION__";
 import { route } from "./router.js?v=__ASSET_VERSION__";
 import { isHttpUrl, isVisitTime, validateJob } from "./validation.js?v=__ASSET_VERSION__";
 import { wireAreas } from "./views-areas.js?v=__ASSET_VERSION__";
+import { wireControl } from "./views-control.js?v=__ASSET_VERSION__";
 import { wireFiles } from "./views-files.js?v=__ASSET_VERSION__";
 import { wireJobs } from "./views-jobs.js?v=__ASSET_VERSION__";
 import { wireResults } from "./views-results.js?v=__ASSET_VERSION__";
@@ -17,6 +18,7 @@ import { wireSubmit } from "./views-submit.js?v=__ASSET_VERSION__";
 function init() {
   wireSubmit();
   wireJobs();
+  wireControl();
   wireResults();
   wireFiles();
   wireAreas();

@@ -50,10 +50,13 @@ export async function submitManifestFile(file, onProgress) {
 /** The phase line of a job's view: what the fan-out is doing, and a refused manifest's bad rows. */
 export function renderPhase(job) {
   const line = $("job-phase");
-  const phase = job && job.status === "ongoing" ? job.phase : null;
-  if (phase === "accepted") line.textContent = "Accepted: the manifest's rows are being checked.";
+  const live = job && (job.status === "ongoing" || job.status === "paused");
+  const phase = live ? job.phase : null;
+  const paused = live && job.status === "paused" ? " (paused: goes on when resumed)" : "";
+  if (phase === "accepted") line.textContent = `Accepted: the manifest's rows are being checked${paused}.`;
   else if (phase === "enqueuing") {
-    line.textContent = `Enqueuing images: ${fmtNumber(job.enqueued || 0)} of ${fmtNumber(job.progress.total)}.`;
+    const counts = `${fmtNumber(job.enqueued || 0)} of ${fmtNumber(job.progress.total)}`;
+    line.textContent = `Enqueuing images: ${counts}${paused}.`;
   } else line.textContent = "";
   line.hidden = !line.textContent;
   const list = $("manifest-errors");

@@ -5,6 +5,7 @@ import { api } from "./api.js?v=__ASSET_VERSION__";
 import { $, el, showMessage } from "./dom.js?v=__ASSET_VERSION__";
 import { fmtDuration, fmtNumber } from "./format.js?v=__ASSET_VERSION__";
 import { rememberJob } from "./storage.js?v=__ASSET_VERSION__";
+import { control } from "./views-control.js?v=__ASSET_VERSION__";
 import { exportPanel, renderPhase } from "./views-files.js?v=__ASSET_VERSION__";
 import { results } from "./views-results.js?v=__ASSET_VERSION__";
 
@@ -49,6 +50,14 @@ export const jobView = {
     renderPhase(null);
     exportPanel.open(jobId);
     results.open(jobId);
+    control.open(jobId, () => this.repoll());
+    this.poll(this.generation);
+  },
+
+  /** Polls again now (after a control action), dropping the poll already scheduled. */
+  repoll() {
+    clearTimeout(this.timer);
+    this.generation++;
     this.poll(this.generation);
   },
 
@@ -74,10 +83,13 @@ export const jobView = {
     this.renderProgress(job, answer.serverSkewMs);
     renderPhase(job);
     this.renderErrors(job);
+    control.render(job);
+    control.pollFeed();
     rememberJob({ job_id: job.job_id, total: job.progress.total, status: job.status });
-    const finishedNow = this.lastStatus === "ongoing" && job.status !== "ongoing";
+    const live = job.status === "ongoing" || job.status === "paused";
+    const finishedNow = (this.lastStatus === "ongoing" || this.lastStatus === "paused") && !live;
     this.lastStatus = job.status;
-    if (job.status === "ongoing") {
+    if (live) {
       if (this.polls % RESULTS_REFRESH_POLLS === 0 && results.onLastPage()) results.loadPage(results.pageIndex);
       this.timer = setTimeout(() => this.poll(generation), POLL_MS);
     } else {
@@ -120,7 +132,10 @@ export const jobView = {
     const end = job.finished_at ? Date.parse(job.finished_at) : serverNow;
     const elapsed = Math.max(0, (end - created) / 1000);
     $("job-elapsed").textContent = fmtDuration(elapsed);
-    if (job.status !== "ongoing") {
+    const serverEta = control.eta(job);
+    if (serverEta !== undefined) {
+      $("job-eta").textContent = serverEta; // the API's, from its own rate window
+    } else if (job.status !== "ongoing") {
       $("job-eta").textContent = "done";
     } else {
       const now = Date.now();
@@ -137,13 +152,14 @@ export const jobView = {
 
   announce(job, percent) {
     // 0-4 while ongoing (every 25 %; a job may sit at 100 % a moment before it ends), 5 once ended.
-    const milestone = job.status !== "ongoing" ? 5 : Math.floor(percent / 25);
+    const live = job.status === "ongoing" || job.status === "paused";
+    const milestone = !live ? 5 : Math.floor(percent / 25);
     if (milestone === this.lastMilestone) return;
     this.lastMilestone = milestone;
     const { processed, total, failed } = job.progress;
     $("job-announce").textContent =
-      job.status === "ongoing"
-        ? `Job ${percent} percent done: ${processed} of ${total} images.`
+      live
+        ? `Job ${job.status === "paused" ? "paused at" : ""} ${percent} percent done: ${processed} of ${total} images.`
         : `Job ${job.status}: ${processed} of ${total} images processed, ${failed} failed.`;
   },
 

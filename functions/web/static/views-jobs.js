@@ -9,13 +9,15 @@ let jobsRequest = 0;
 
 export async function showJobs() {
   const request = ++jobsRequest;
-  renderJobs(rememberedJobs(), "Jobs submitted or opened in this browser (kept in this browser only).");
+  const label = $("jobs-label").value.trim();
+  if (!label) renderJobs(rememberedJobs(), "Jobs submitted or opened in this browser (kept in this browser only).");
   try {
-    const { body } = await api("api/jobs");
+    const { body } = await api("api/jobs", { label });
     const jobs = Array.isArray(body) ? body : body && Array.isArray(body.jobs) ? body.jobs : null;
-    if (jobs && request === jobsRequest) renderJobs(jobs, "All jobs, from the API.");
+    if (jobs && request === jobsRequest) renderJobs(jobs, label ? `Jobs labelled ${label}, from the API.` : "All jobs, from the API.");
   } catch (e) {
-    /* No jobs-list API on this deployment (403/404): this browser's own list stays. */
+    /* No jobs-list API on this deployment (403/404): this browser's own list stays. A bad label: say so. */
+    if (label && request === jobsRequest) renderJobs([], `The API answered ${e.status || "nothing"}: ${e.message}`);
   }
 }
 
@@ -39,6 +41,10 @@ function renderJobs(jobs, source) {
 }
 
 export function wireJobs() {
+  $("jobs-filter-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    showJobs();
+  });
   $("lookup-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const id = $("lookup-id").value.trim();

@@ -9,6 +9,7 @@ from typing import Protocol
 from retail_pulse.domain.fanout import FanOutJob
 from retail_pulse.domain.models import (
     Applied,
+    FailureThreshold,
     FinishedJob,
     ImageResult,
     ImageTask,
@@ -43,6 +44,8 @@ class JobRepository(Protocol):
         *,
         callback_url: str | None = None,
         retry_of: str | None = None,
+        threshold: FailureThreshold | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None: ...
 
     def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
@@ -57,6 +60,17 @@ class JobRepository(Protocol):
 
     def mark_failed(self, job_id: str, reason: str, finished_at: str) -> FinishedJob | None: ...
 
+    def fail_early(self, job_id: str, reason: str, finished_at: str) -> FinishedJob | None:
+        """Ends a live job `failed` (its failure threshold exceeded): what remains becomes `skipped`."""
+
+    def read_job(self, job_id: str) -> Job | None:
+        """The job item alone, read consistently (no store errors)."""
+
+    def claim_event(self, job_id: str, event: str) -> bool:
+        """Records a progress event as sent; True only for the one caller that recorded it."""
+
+    def move_rate_mark(self, job_id: str, previous_at: str | None, now: str, processed: int) -> None: ...
+
     def ongoing_jobs(self) -> list[tuple[str, str]]:
         """(job_id, last progress time) of every ongoing job."""
 
@@ -69,6 +83,9 @@ class JobRepository(Protocol):
     ) -> tuple[list[ImageResult], int | None]:
         """Up to `limit` ended images after `after_index` in submission order, and the index the next
         page goes on after (None when no image of the job follows)."""
+
+    def feed_results(self, job_id: str, position: int, limit: int) -> list[ImageResult]:
+        """Up to `limit` results of the job's feed (counted order) from `position` on (0 = the first)."""
 
 
 class ResultCounter(Protocol):
@@ -96,12 +113,20 @@ class JobLifecycleRepository(Protocol):
 
     def get_job(self, job_id: str) -> Job | None: ...
 
-    def page_jobs(self, status: str | None, after: dict | None, limit: int) -> tuple[list[Job], dict | None]:
-        """Jobs newest first (of `status` if given), at most `limit`, and the next page's cursor (None
-        when last). Raises ValueError on a cursor it did not hand out for this `status`."""
+    def page_jobs(
+        self, status: str | None, after: dict | None, limit: int, label: tuple[str, str] | None = None
+    ) -> tuple[list[Job], dict | None]:
+        """Jobs newest first (of `status`, with `label`, if given), at most `limit`, and the next page's
+        cursor (None when last). Raises ValueError on a cursor it did not hand out for this listing."""
 
     def cancel_job(self, job_id: str, now: str) -> FinishedJob | None:
-        """Ends an ongoing job as cancelled (owing its notice); None when it was not ongoing."""
+        """Ends a live (ongoing or paused) job as cancelled (owing its notice); None when it was not live."""
+
+    def pause_job(self, job_id: str, now: str) -> bool:
+        """ongoing -> paused; False when it was not ongoing."""
+
+    def resume_job(self, job_id: str, now: str) -> bool:
+        """paused -> ongoing (progress clock restarted); False when it was not paused."""
 
     def failed_results(self, job_id: str) -> list[ImageResult]: ...
 
@@ -120,6 +145,18 @@ class JobLifecycleRepository(Protocol):
 
     def release_notice(self, job_id: str) -> None:
         """Gives the lease up (after a failed send) so another caller may retry now."""
+
+
+class ParkingLot(Protocol):
+    """Image messages of paused jobs, kept out of the queue until the job resumes (logic/pause.py)."""
+
+    def park(self, job_id: str, tasks: Sequence[ImageTask]) -> str:
+        """Keeps the tasks; returns the key of what was parked."""
+
+    def parked(self, job_id: str) -> list[tuple[str, list[ImageTask]]]:
+        """Everything parked for the job: (key, tasks)."""
+
+    def unpark(self, job_id: str, keys: Sequence[str]) -> None: ...
 
 
 class EventTopic(Protocol):
@@ -243,7 +280,12 @@ class FanOutRepository(Protocol):
         manifest: dict | None = None,  # {"key", "version", "bytes", "format"}
         callback_url: str | None = None,
         retry_of: str | None = None,
+        threshold: FailureThreshold | None = None,
+        labels: dict[str, str] | None = None,
+        retry_filter: dict | None = None,  # a selective retry's (logic/jobs.RetryFilter.to_dict)
     ) -> None: ...
+
+    def unlink_retry(self, job_id: str, retry_job_id: str) -> None: ...
 
     def fanout_job(self, job_id: str) -> FanOutJob | None: ...
 

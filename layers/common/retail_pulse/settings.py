@@ -79,6 +79,8 @@ class Settings:
     max_images_per_job: int = Field(default=50_000, ge=1)
     enqueue_concurrency: int = Field(default=8, ge=1)
     process_concurrency: int = Field(default=10, ge=1)
+    # The stall sweeper sends `job.stalled` (once) for an ongoing job without progress for this long.
+    stall_notice_after_s: int = Field(default=600, ge=60)
     # A batch's results are written concurrently, one PutItem each (1: one after the other).
     result_write_concurrency: int = Field(default=10, ge=1)
     # Downloads: attempts per image for transient failures (timeouts, 429, 5xx), within the deadline.

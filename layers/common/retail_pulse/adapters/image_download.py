@@ -6,11 +6,13 @@ import time
 
 from retail_pulse.adapters.safe_http import (
     BlockedDestination,
+    HttpConnectionFailed,
     HttpTimeout,
     InvalidUrl,
     ResponseTooLarge,
     SafeHttpClient,
     SafeHttpError,
+    is_transient_status,
 )
 from retail_pulse.domain.measuring import ImageError
 from retail_pulse.domain.validation import without_credentials
@@ -45,7 +47,7 @@ class ImageDownloader:
 
     def fetch(self, url: str, deadline: float) -> bytes:
         if deadline - time.monotonic() <= 0:
-            raise ImageError("download timed out (no time left in this invocation)")
+            raise ImageError("download timed out (no time left in this invocation)", "transient")
         try:
             response = self.client.request(
                 "GET", url, deadline=deadline, max_bytes=self.max_bytes, attempts=self.attempts, headers=ACCEPT_IMAGES
@@ -55,11 +57,16 @@ class ImageDownloader:
         except ResponseTooLarge:
             raise ImageError(f"image larger than {self.max_bytes} bytes") from None
         except HttpTimeout:
-            raise ImageError(f"download timed out: {without_credentials(url)}") from None
+            raise ImageError(f"download timed out: {without_credentials(url)}", "transient") from None
         except InvalidUrl as exc:
             raise ImageError(f"download failed: {exc}") from None
+        except HttpConnectionFailed as exc:
+            kind = "transient" if exc.transient else "permanent"
+            raise ImageError(f"download failed: {type(exc).__name__}", kind) from None
         except SafeHttpError as exc:
             raise ImageError(f"download failed: {type(exc).__name__}") from None
         if response.status != 200:
-            raise ImageError(f"HTTP {response.status} downloading {without_credentials(url)}")
+            # 429 and 5xx were retried already (attempts, deadline): still transient, worth a later retry.
+            kind = "transient" if is_transient_status(response.status) else "permanent"
+            raise ImageError(f"HTTP {response.status} downloading {without_credentials(url)}", kind)
         return response.body

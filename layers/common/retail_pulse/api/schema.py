@@ -48,6 +48,24 @@ class SubmitRequest(BaseModel):
         description="Absolute http(s) URL (without credentials) POSTed once when the job ends (the job event), "
         "signed with `X-Retail-Pulse-Signature: sha256=<hex HMAC-SHA256 of the body>`.",
     )
+    tolerated_failure_percentage: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="End the job `failed` early once more than this percentage of its images failed "
+        "(as Distributed Map's ToleratedFailurePercentage); its remaining images are skipped.",
+    )
+    tolerated_failure_count: int | None = Field(
+        default=None,
+        ge=0,
+        description="End the job `failed` early once more than this many images failed (ToleratedFailureCount).",
+    )
+    labels: dict[str, str] | None = Field(
+        default=None,
+        description="Up to 10 labels: keys 1-64 characters of `A-Z a-z 0-9 _ . - /`, values strings of at "
+        "most 128 characters. Filter with `GET /api/jobs?label=key:value`; shown in status and notices.",
+        examples=[{"team": "north", "campaign": "2024-q1"}],
+    )
 
 
 class SubmitAccepted(ResponseBody):
@@ -64,6 +82,40 @@ class Progress(ResponseBody):
     cancelled: int | None = Field(
         default=None, description="Present on cancelled jobs: images not ended when the job was cancelled."
     )
+    skipped: int | None = Field(
+        default=None,
+        description="Present on jobs ended early by their failure threshold: images never processed.",
+    )
+
+
+class FailureThresholdBody(ResponseBody):
+    tolerated_failure_percentage: float | None
+    tolerated_failure_count: int | None
+
+
+class Throughput(ResponseBody):
+    recent_per_min: float | None = Field(
+        description="Images per minute over the last 30-60 s (0 while paused; null before any was counted)."
+    )
+    overall_per_min: float | None = Field(description="Images per minute from `started_at` on.")
+
+
+class Phases(ResponseBody):
+    queued: int = Field(description="Not ended and not (estimated) in flight: in the queue or parked.")
+    in_flight: int = Field(
+        description="Being processed now, estimated (recent rate x mean invocation time): no write per batch."
+    )
+    ended: int = Field(description="= progress.processed")
+
+
+class Cost(ResponseBody):
+    gb_s: float = Field(description="process_image GB-seconds measured for this job's images.")
+    requests: float = Field(description="process_image invocations (each image's share).")
+    bytes_downloaded: int
+    usd: float = Field(
+        description="Estimate: the measured figures and the modelled queue/table requests, "
+        "priced as in README 'Cost per 1,000 images'."
+    )
 
 
 class StoreError(ResponseBody):
@@ -71,7 +123,7 @@ class StoreError(ResponseBody):
     error: str = Field(description="That store's first failure.")
 
 
-JobStatusName = Literal["ongoing", "completed", "failed", "cancelled"]
+JobStatusName = Literal["ongoing", "paused", "completed", "failed", "cancelled"]
 
 
 class ManifestError(ResponseBody):
@@ -90,10 +142,19 @@ class JobStatus(ResponseBody):
     reason: str | None = Field(default=None, description="Why the whole job failed (e.g. enqueueing failed).")
     retry_of: str | None = Field(default=None, description="Present on a retry job: the job it retries.")
     retried_by: str | None = Field(default=None, description="Present once retried: the retry job's id.")
+    labels: dict[str, str] = Field(description="As submitted (empty when none).")
+    failure_threshold: FailureThresholdBody | None = Field(default=None, description="Present when submitted.")
+    started_at: str | None = Field(description="When the first counted image began processing.")
+    throughput: Throughput
+    eta_s: int | None = Field(description="Seconds until the job ends at the recent rate; 0 once ended.")
+    eta_at: str | None = Field(description="When that is (running jobs).")
+    phases: Phases
+    cost: Cost
+    replayed: int | None = Field(default=None, description="Resume only: parked images sent to the queue again.")
     phase: Literal["accepted", "enqueuing", "ongoing"] | None = Field(
         default=None,
-        description="Present while ongoing: `accepted` (a manifest's rows are being checked; total is 0 until "
-        "then), `enqueuing` (see `enqueued`), `ongoing` (every image is queued).",
+        description="Present while ongoing or paused: `accepted` (a manifest's rows are being checked; total is 0 "
+        "until then), `enqueuing` (see `enqueued`), `ongoing` (every image is queued).",
     )
     enqueued: int | None = Field(default=None, description="Present while `enqueuing`: images enqueued so far.")
     manifest_errors: list[ManifestError] | None = Field(
@@ -109,6 +170,7 @@ class JobListEntry(ResponseBody):
     created_at: str
     finished_at: str | None
     retry_of: str | None = Field(default=None, description="Present on a retry job: the job it retries.")
+    labels: dict[str, str] | None = Field(default=None, description="Present when the job has labels.")
 
 
 class JobsPage(ResponseBody):
@@ -121,6 +183,7 @@ class RetryAccepted(SubmitAccepted):
 
 
 class ImageResultBody(ResponseBody):
+    index: int = Field(description="The image's position in the job (submission order, from 0).")
     store_id: str
     image_url: str
     visit_time: str = Field(description="As submitted.")
@@ -129,13 +192,26 @@ class ImageResultBody(ResponseBody):
     height: int | None
     perimeter: int | None = Field(description="2 * (width + height)")
     error: str | None
+    error_class: Literal["transient", "permanent", "store"] | None = Field(
+        description="Failed images: transient (timeouts, connection errors, 429/5xx after retries), permanent "
+        "(404, not an image, too big) or store (store_id not in the Store Master)."
+    )
     processed_at: str
 
 
 class ResultsPage(ResponseBody):
     job_id: str
-    results: list[ImageResultBody] = Field(description="Ended images in submission order.")
+    results: list[ImageResultBody] = Field(
+        description="Ended images in submission order (`order=processed`: in the order they ended)."
+    )
     next_token: str | None = Field(description="Pass back for the next page; null on the last page.")
+    order: Literal["processed"] | None = Field(default=None, description="`processed` for the results feed.")
+    next_since: str | None = Field(
+        default=None, description="Results feed: pass as `since` to get what ended after this page (never null)."
+    )
+    done: bool | None = Field(
+        default=None, description="Results feed: true once the job has ended and every result was handed out."
+    )
 
 
 class Health(ResponseBody):
@@ -174,6 +250,9 @@ class TooLargeBody(ErrorBody):
 class ManifestSubmitRequest(BaseModel):
     manifest: str = Field(description="The `upload_id` of an uploaded manifest (POST /api/uploads, then PUT the file).")
     callback_url: str | None = Field(default=None, description="As for an inline job.")
+    tolerated_failure_percentage: float | None = Field(default=None, ge=0, le=100, description="As for an inline job.")
+    tolerated_failure_count: int | None = Field(default=None, ge=0, description="As for an inline job.")
+    labels: dict[str, str] | None = Field(default=None, description="As for an inline job (up to 10).")
 
 
 class ManifestAccepted(ResponseBody):

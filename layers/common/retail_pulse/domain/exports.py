@@ -14,6 +14,7 @@ import json
 FORMATS = ("jsonl", "csv")
 CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 RESULT_COLUMNS = (
+    "index",
     "store_id",
     "image_url",
     "visit_time",
@@ -22,6 +23,7 @@ RESULT_COLUMNS = (
     "height",
     "perimeter",
     "error",
+    "error_class",
     "processed_at",
 )
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -57,3 +57,4 @@ class FanOutJob:
     error_count: int = 0
     callback_url: str | None = None
     retry_of: str | None = None
+    retry_filter: dict | None = None  # a selective retry's filter (logic/jobs.RetryFilter.to_dict)

@@ -19,7 +19,12 @@ warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
 class ImageError(Exception):
-    """The image cannot be measured; the message becomes the result's `error`."""
+    """The image cannot be measured; the message becomes the result's `error`, `error_class` its
+    class (transient: worth retrying later; permanent: the URL or image itself is wrong)."""
+
+    def __init__(self, message: str, error_class: str = "permanent") -> None:
+        super().__init__(message)
+        self.error_class = error_class
 
 
 def perimeter(width: int, height: int) -> int:

@@ -69,7 +69,11 @@ def unrecorded_result_message(result: ImageResult, reason: str) -> str:
         "height": result.height,
         "perimeter": result.perimeter,
         "error": result.error,
+        "error_class": result.error_class,
         "duration_ms": result.duration_ms,
+        "gb_ms": result.gb_ms,
+        "request_milli": result.request_milli,
+        "image_bytes": result.image_bytes,
     }
     body["unrecorded_reason"] = reason
     return json.dumps(body, separators=(",", ":"))
@@ -92,7 +96,11 @@ def dead_letter_from_message(body: str) -> tuple[ImageTask, ImageResult | None]:
             height=carried.get("height"),
             perimeter=carried.get("perimeter"),
             error=carried.get("error"),
+            error_class=carried.get("error_class"),
             duration_ms=carried.get("duration_ms"),
+            gb_ms=carried.get("gb_ms"),
+            request_milli=carried.get("request_milli"),
+            image_bytes=carried.get("image_bytes"),
         )
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ValueError(f"malformed image message: {exc}") from None

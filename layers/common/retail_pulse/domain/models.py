@@ -7,8 +7,12 @@ from datetime import datetime
 from typing import Literal
 
 ImageStatus = Literal["succeeded", "failed"]
-JobStatus = Literal["ongoing", "completed", "failed", "cancelled"]
+JobStatus = Literal["ongoing", "paused", "completed", "failed", "cancelled"]
 FINAL_STATUSES = ("completed", "failed", "cancelled")
+# A paused job is still live: its results are counted, it can end, be cancelled or resumed.
+LIVE_STATUSES = ("ongoing", "paused")
+ErrorClass = Literal["transient", "permanent", "store"]
+ERROR_CLASSES = ("transient", "permanent", "store")
 
 
 @dataclass(frozen=True)
@@ -20,9 +24,24 @@ class Visit:
 
 
 @dataclass(frozen=True)
+class FailureThreshold:
+    """As Distributed Map's ToleratedFailurePercentage / ToleratedFailureCount: the job ends `failed`
+    early once its failures exceed either (domain/rules.threshold_exceeded)."""
+
+    percentage: float | None = None
+    count: int | None = None
+
+    @property
+    def set(self) -> bool:
+        return self.percentage is not None or self.count is not None
+
+
+@dataclass(frozen=True)
 class JobRequest:
     visits: tuple[Visit, ...]
     callback_url: str | None = None  # called once, signed, when the job ends
+    threshold: FailureThreshold = FailureThreshold()
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def image_count(self) -> int:
@@ -58,9 +77,12 @@ class ImageResult:
     perimeter: int | None = None
     error: str | None = None
     duration_ms: int | None = None  # time spent processing this image (download, measure, compute)
-    # Metrics only (never stored): set when the download returned the image's bytes.
-    download_ms: int | None = None
-    image_bytes: int | None = None
+    download_ms: int | None = None  # metrics only (never stored)
+    image_bytes: int | None = None  # set when the download returned the image's bytes (cost: stored)
+    error_class: str | None = None  # failed results: transient | permanent | store (ERROR_CLASSES)
+    # Cost: this image's share of its process_image invocation (GB-ms) and of its request (1/1000s).
+    gb_ms: int | None = None
+    request_milli: int | None = None
     # Ended at submit (store not in the Store Master): the job item counted it when it was created.
     precounted: bool = False
 
@@ -98,6 +120,20 @@ class Job:
     retry_of: str | None = None  # the job whose failed images this job retries
     retried_by: str | None = None  # the job that retries this job's failed images
     notices_owed: frozenset[str] = frozenset()  # completion notice channels not yet delivered
+    # Ended early by the failure threshold: images not ended then (never downloaded, or dropped).
+    skipped: int = 0
+    threshold: FailureThreshold = FailureThreshold()
+    labels: dict[str, str] = field(default_factory=dict)
+    # Progress you can plan with (moved by the counting transaction, once per run; logic/progress.py).
+    started_at: str | None = None  # when the first counted image began processing
+    progressed_at: str | None = None  # when a run last moved the counters (or the job was resumed)
+    gb_ms: int = 0  # measured processing (process_image invocations' GB-ms, shared by their images)
+    request_milli: int = 0  # process_image invocations, in thousandths (each image's share)
+    bytes_downloaded: int = 0
+    rate_mark: tuple[str, int] | None = None  # (time, processed by processing) of the recent-rate window
+    rate_mark_before: tuple[str, int] | None = None
+    events_emitted: frozenset[str] = frozenset()  # progress events sent (at most once each)
+    paused_at: str | None = None
     # A job fanned out after submit (domain/fanout.py): its phase while ongoing, images enqueued so
     # far, and the invalid rows of a refused manifest (at most 100, each naming its line; all counted).
     phase: str | None = None
@@ -107,7 +143,11 @@ class Job:
 
     @property
     def processed(self) -> int:
-        return self.succeeded + self.failed + self.cancelled
+        return self.succeeded + self.failed + self.cancelled + self.skipped
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.processed
 
 
 @dataclass(frozen=True)
@@ -181,10 +221,25 @@ class Tally:
     jobs: dict[str, tuple[int, int]] = field(default_factory=dict)  # job -> (succeeded, failed)
     areas: dict[str, ReportCounters] = field(default_factory=dict)
     stores: dict[tuple[str, str], ReportCounters] = field(default_factory=dict)  # (area, store)
+    # Per job, what else the run adds: cost, start time, and its results in counted order (the feed).
+    runs: dict[str, JobRun] = field(default_factory=dict)
 
     @property
     def updates(self) -> int:
-        return len(self.jobs) + len(self.areas) + len(self.stores)
+        # Each job takes two items of the write: its counters and its results-feed page.
+        return 2 * len(self.jobs) + len(self.areas) + len(self.stores)
+
+
+@dataclass
+class JobRun:
+    """What one counted run adds to one job beyond its counts."""
+
+    indexes: list[int] = field(default_factory=list)  # its results, in stream order (the feed page)
+    gb_ms: int = 0
+    request_milli: int = 0
+    bytes_downloaded: int = 0
+    started_at: str | None = None  # the earliest start (processed_at less duration) of its results
+    expires_at: int = 0  # the results' retention: the feed page expires with them
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,49 @@ def report_contribution(result: ImageResult) -> ReportCounters | None:
         attempts=1,
         last_visit=day,
     )
+
+
+# -- failure thresholds (submit's tolerated_failure_percentage / tolerated_failure_count) -----------
+def threshold_exceeded(failed: int, total: int, percentage: float | None, count: int | None) -> str | None:
+    """Why the job must end `failed` now, or None. As Distributed Map: the job fails once its failed
+    images exceed `count`, or exceed `percentage` percent of its images (either, when both are set)."""
+    if count is not None and failed > count:
+        return f"failure threshold exceeded: {failed} images failed, tolerated_failure_count is {count}"
+    if percentage is not None and total and failed * 100 > percentage * total:
+        share = failed * 100 / total
+        return (
+            f"failure threshold exceeded: {failed} of {total} images failed ({share:.1f} %),"
+            f" tolerated_failure_percentage is {percentage:g}"
+        )
+    return None
+
+
+# -- error classes of failed images (selective retry) ---------------------------------------------
+TRANSIENT_MARKERS = ("timed out", "connection", "cannot resolve", "dead-letter", "stalled", "HTTP 429", "HTTP 5")
+
+
+def classify_error(error: str | None, error_class: str | None = None) -> str:
+    """The class of a failed image: `transient` (timeouts, connection errors, 429/5xx after retries,
+    dead-lettered, stalled), `permanent` (404 and other 4xx, not an image, too big, refused URL) or
+    `store` (store_id not in the Store Master). Results written before classes existed are
+    classified from their error text."""
+    if error_class:
+        return error_class
+    text = error or ""
+    if "not in Store Master" in text:
+        return "store"
+    if any(marker in text for marker in TRANSIENT_MARKERS):
+        return "transient"
+    return "permanent"
+
+
+# -- progress events (job.progress at 25/50/75 %, job.first_failure, job.stalled) ------------------
+PROGRESS_MARKS = (25, 50, 75)
+
+
+def progress_events_due(processed: int, failed: int, total: int, emitted: frozenset[str]) -> list[str]:
+    """Events a running job has earned and not yet sent: `progress:25` ... and `first_failure`."""
+    due = [f"progress:{mark}" for mark in PROGRESS_MARKS if total and processed * 100 >= mark * total]
+    if failed:
+        due.append("first_failure")
+    return [name for name in due if name not in emitted]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from retail_pulse.domain.clock import parse_visit_time
 from retail_pulse.domain.errors import InvalidRequest, RequestTooLarge
-from retail_pulse.domain.models import JobRequest, Visit
+from retail_pulse.domain.models import FailureThreshold, JobRequest, Visit
 
 # An error names the field and may show the value it got, but never more than this of it: a
 # 400-digit `count` or a 3,000-character id must not come back (or go to the logs) whole.
@@ -92,7 +93,46 @@ def parse_job_request(body: str | None, max_images: int, limits: InputLimits | N
     if callback_url is not None:
         _check_text(callback_url, "callback_url", limits.max_url_length)
         _check_no_credentials(callback_url, "callback_url")
-    return JobRequest(visits=tuple(parsed), callback_url=callback_url)
+    threshold, labels = parse_job_controls(data)
+    return JobRequest(visits=tuple(parsed), callback_url=callback_url, threshold=threshold, labels=labels)
+
+
+MAX_LABELS = 10
+MAX_LABEL_KEY_LENGTH = 64
+MAX_LABEL_VALUE_LENGTH = 128
+LABEL_KEY = re.compile(r"[A-Za-z0-9_.\-/]+")
+
+
+def parse_job_controls(data: dict) -> tuple[FailureThreshold, dict[str, str]]:
+    """The optional job-control fields of a submit: the failure threshold and the labels."""
+    percentage = data.get("tolerated_failure_percentage")
+    if percentage is not None and (
+        isinstance(percentage, bool) or not isinstance(percentage, (int, float)) or not 0 <= percentage <= 100
+    ):
+        raise InvalidRequest("tolerated_failure_percentage: must be a number from 0 to 100")
+    count = data.get("tolerated_failure_count")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise InvalidRequest("tolerated_failure_count: must be an integer >= 0")
+    labels = data.get("labels")
+    if labels is None:
+        labels = {}
+    if not isinstance(labels, dict):
+        raise InvalidRequest("labels: must be an object of string keys and values")
+    if len(labels) > MAX_LABELS:
+        raise InvalidRequest(f"labels: at most {MAX_LABELS} labels")
+    for key, value in labels.items():
+        parse_label(key, value, f"labels.{echo(key)}")
+    return FailureThreshold(percentage, count), dict(labels)
+
+
+def parse_label(key: object, value: object, where: str = "label") -> tuple[str, str]:
+    """A label's key (1-64 of A-Z a-z 0-9 _ . - /) and value (a string of at most 128 characters)."""
+    if not isinstance(key, str) or not LABEL_KEY.fullmatch(key) or len(key) > MAX_LABEL_KEY_LENGTH:
+        raise InvalidRequest(f"{where}: a key is 1-{MAX_LABEL_KEY_LENGTH} characters of A-Z a-z 0-9 _ . - /")
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{where}: the value must be a string")
+    _check_text(value, where, MAX_LABEL_VALUE_LENGTH)
+    return key, value
 
 
 def _parse_visit(raw: object, where: str, limits: InputLimits) -> Visit:

@@ -13,16 +13,34 @@ Rules applied here:
   more counts: results that reach it late are deleted, so its results and counts agree;
 - what an image adds to the reports: domain/rules.report_contribution (a retried image moves from
   failed to succeeded, never counts twice);
-- the job ends, once, when nothing remains (JobRepository.finish_if_done).
+- the job ends, once, when nothing remains (JobRepository.finish_if_done), or early, `failed`, when
+  its failures exceed its threshold (domain/rules.threshold_exceeded; its remaining images are
+  skipped like a cancel's: JobRepository.fail_early);
+- a paused job is counted like an ongoing one (results of batches in flight when it paused);
+- each run appends its results to the job's results feed (in counted order, see
+  adapters/dynamodb/counting.py) and adds its cost shares to the job;
+- a running job earns its progress events (25/50/75 %, first failure) after a run, each at most
+  once (JobRepository.claim_event); the caller sends them (logic/notify.send_event).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from retail_pulse.domain.models import FinishedJob, ImageResult, ReportCounters, StreamedResult, Tally
-from retail_pulse.domain.rules import report_contribution
+from retail_pulse.domain.clock import format_utc, utc_now
+from retail_pulse.domain.models import (
+    LIVE_STATUSES,
+    FinishedJob,
+    ImageResult,
+    JobRun,
+    ReportCounters,
+    StreamedResult,
+    Tally,
+)
+from retail_pulse.domain.progress import RATE_MARK_EVERY_S
+from retail_pulse.domain.rules import progress_events_due, report_contribution, threshold_exceeded
 from retail_pulse.ports import JobRepository, ResultCounter
 
 
@@ -32,6 +50,7 @@ class Counted:
     dropped: int = 0  # results of jobs that had ended: deleted, not counted
     repeated: int = 0  # results counted by an earlier delivery of the same records
     finished: list[FinishedJob] = field(default_factory=list)  # jobs this call ended (each by one caller)
+    events: list[tuple[str, str]] = field(default_factory=list)  # (job, event) claimed here: to send
     not_counted_from: str | None = None  # sequence number from which the records must come again
 
 
@@ -55,12 +74,30 @@ def tally_of(results: Sequence[ImageResult]) -> Tally:
             continue
         ok, bad = tally.jobs.get(r.task.job_id, (0, 0))
         tally.jobs[r.task.job_id] = (ok + (r.status == "succeeded"), bad + (r.status != "succeeded"))
+        run = tally.runs.setdefault(r.task.job_id, JobRun())
+        run.indexes.append(r.task.index)
+        run.gb_ms += r.gb_ms or 0
+        run.request_milli += r.request_milli or 0
+        run.bytes_downloaded += r.image_bytes or 0
+        run.expires_at = max(run.expires_at, r.task.expires_at)
+        began = _began(r)
+        if began and (run.started_at is None or began < run.started_at):
+            run.started_at = began
         contribution = report_contribution(r)
         if contribution is None or r.task.area is None:
             continue
         tally.areas.setdefault(r.task.area, ReportCounters()).add(contribution)
         tally.stores.setdefault((r.task.area, r.task.store_id), ReportCounters()).add(contribution)
     return tally
+
+
+def _began(r: ImageResult) -> str | None:
+    """When the image's processing began: its end less its duration (our own UTC stamps)."""
+    try:
+        ended = datetime.fromisoformat(r.processed_at.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    return format_utc(ended - timedelta(milliseconds=r.duration_ms or 0))
 
 
 def _runs(records: Sequence[StreamedResult], max_updates: int) -> list[list[StreamedResult]]:
@@ -70,7 +107,7 @@ def _runs(records: Sequence[StreamedResult], max_updates: int) -> list[list[Stre
     keys: set[tuple] = set()
     for record in records:
         task = record.result.task
-        new: set[tuple] = {("job", task.job_id)}
+        new: set[tuple] = {("job", task.job_id), ("feed", task.job_id)}
         if task.area and not record.result.precounted:
             new |= {("area", task.area), ("store", task.area, task.store_id)}
         if run and len(keys | new) > max_updates:
@@ -108,10 +145,36 @@ def count_results(
             raise CountingIncomplete(run[0].seq, exc) from exc
         touched |= {r.result.task.job_id for r in run if r.result.task.job_id not in ended}
     for job_id in sorted(touched):
-        finished = jobs.finish_if_done(job_id)
+        finished, events = settle_job(job_id, jobs=jobs)
         if finished is not None:
             out.finished.append(finished)
+        out.events += [(job_id, event) for event in events]
     return out
+
+
+def settle_job(job_id: str, *, jobs: JobRepository, now: str | None = None) -> tuple[FinishedJob | None, list[str]]:
+    """After a run moved a job's counters: end it when nothing remains, or early when its failures
+    exceed its threshold; else move its recent-rate window and claim the progress events it earned.
+    Returns the job if this call ended it, and the events this call claimed (to send)."""
+    job = jobs.read_job(job_id)
+    if job is None or job.status not in LIVE_STATUSES:
+        return None, []
+    if job.remaining <= 0:
+        return jobs.finish_if_done(job_id), []
+    now = now or utc_now()
+    reason = threshold_exceeded(job.failed, job.total, job.threshold.percentage, job.threshold.count)
+    if reason:
+        return jobs.fail_early(job_id, reason, now), []
+    mark = job.rate_mark
+    if mark is None or _age_s(now, mark[0]) >= RATE_MARK_EVERY_S:
+        jobs.move_rate_mark(job_id, mark[0] if mark else None, now, job.succeeded + job.failed)
+    due = progress_events_due(job.processed, job.failed, job.total, job.events_emitted)
+    return None, [event for event in due if jobs.claim_event(job_id, event)]
+
+
+def _age_s(now: str, then: str) -> float:
+    parse = lambda stamp: datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(now) - parse(then)).total_seconds()
 
 
 def _count_run(  # noqa: PLR0917 - one run's state, threaded through from count_results

@@ -46,7 +46,14 @@ from retail_pulse.domain.fanout import (
 from retail_pulse.domain.manifest import Entry, ManifestInvalid, Position, read, sniff
 from retail_pulse.domain.models import FinishedJob, ImageResult, ImageTask, Job, Visit
 from retail_pulse.domain.store_master import StoreMaster
-from retail_pulse.domain.validation import InputLimits, _check_no_credentials, _check_text, is_http_url
+from retail_pulse.domain.validation import (
+    InputLimits,
+    _check_no_credentials,
+    _check_text,
+    is_http_url,
+    parse_job_controls,
+)
+from retail_pulse.logic.jobs import RetryFilter
 from retail_pulse.logic.submit import CALLBACKS_DISABLED, STORE_NOT_FOUND, new_job_id, submit_job
 from retail_pulse.logic.unfinished import SweptJob
 from retail_pulse.ports import (
@@ -74,7 +81,15 @@ UPLOAD_HINT = (
     f"send bigger jobs as a manifest: POST {UPLOADS_PATH}, PUT the file to its upload_url, then POST "
     '/api/submit {"manifest": upload_id}'
 )
-MANIFEST_REQUEST_MAX = 8192  # a manifest submit is an id and an optional callback_url: small
+MANIFEST_REQUEST_MAX = 8192  # a manifest submit is an id, an optional callback_url, threshold and labels: small
+# A manifest submit's fields: the job-control fields of an inline submit apply to the manifest's job.
+MANIFEST_SUBMIT_FIELDS = {
+    "manifest",
+    "callback_url",
+    "tolerated_failure_percentage",
+    "tolerated_failure_count",
+    "labels",
+}
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 LEASE_MARGIN_S = 20  # the fan-out's lease outlives its invocation by this much (the message's hold: more)
 SWEEP_WRITES = 500  # failed results of a stalled job written per batch
@@ -208,13 +223,14 @@ def submit_manifest(
 ) -> dict:
     """The job of an uploaded manifest: checked enough to be sure it is one (it exists, its size, its
     format), then accepted at once; the fan-out checks every row and enqueues the images."""
-    extra = sorted(set(data) - {"manifest", "callback_url"})
+    extra = sorted(set(data) - MANIFEST_SUBMIT_FIELDS)
     if extra:
         raise InvalidRequest(f"{extra[0]}: not with a manifest (send either visits or a manifest)")
     upload_id = data["manifest"]
     if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
         raise InvalidRequest(f"manifest: must be an upload_id from POST {UPLOADS_PATH}")
     callback_url = callback_url_of(data.get("callback_url"), settings)
+    threshold, labels = parse_job_controls(data)  # as an inline submit's (failure threshold, labels)
     key = upload_key(upload_id)
     stored = files.head(key)
     if stored is None:
@@ -234,7 +250,14 @@ def submit_manifest(
     created_at = utc_now()
     manifest = {"key": key, "version": stored.version, "bytes": stored.size, "format": fmt}
     jobs.create_fanout_job(
-        job_id, created_at, _expires_at(settings), source=SOURCE_MANIFEST, manifest=manifest, callback_url=callback_url
+        job_id,
+        created_at,
+        _expires_at(settings),
+        source=SOURCE_MANIFEST,
+        manifest=manifest,
+        callback_url=callback_url,
+        threshold=threshold if threshold.set else None,
+        labels=labels,
     )
     _start_fanout(job_id, jobs=jobs, fanout=fanout, on_job_ended=on_job_ended)
     return {"job_id": job_id, "status_url": f"/api/status?jobid={job_id}", "phase": ACCEPTED, "format": fmt}
@@ -266,8 +289,10 @@ def retry_by_fanout(
     fanout: WorkQueue,
     on_job_ended: Callable[[str], None] | None = None,
     make_job_id: Callable[[], str] = new_job_id,
+    retry_filter: RetryFilter | None = None,
 ) -> dict:
-    """A retry job whose image list is the failed results of `job`, fanned out like a manifest."""
+    """A retry job whose image list is the failed results of `job` (those `retry_filter` matches),
+    fanned out like a manifest; it keeps the retried job's labels."""
     retry_id = make_job_id()
     if not jobs.link_retry(job.job_id, retry_id):  # type: ignore[attr-defined]
         raise JobConflict(f"jobid: job {job.job_id} was already retried (or is ongoing)")
@@ -279,9 +304,11 @@ def retry_by_fanout(
             source=SOURCE_RETRY,
             callback_url=job.callback_url,
             retry_of=job.job_id,
+            labels=job.labels,
+            retry_filter=retry_filter.to_dict() if retry_filter is not None else None,
         )
     except Exception:
-        jobs.unlink_retry(job.job_id, retry_id)  # type: ignore[attr-defined]
+        jobs.unlink_retry(job.job_id, retry_id)
         raise
     _start_fanout(retry_id, jobs=jobs, fanout=fanout, on_job_ended=on_job_ended)
     status_url = f"/api/status?jobid={retry_id}"
@@ -295,12 +322,17 @@ class RetryReader:
 
     callback_url = None
 
-    def __init__(self, jobs: FanOutRepository, job_id: str, start: Position) -> None:
+    def __init__(
+        self, jobs: FanOutRepository, job_id: str, start: Position, retry_filter: RetryFilter | None = None
+    ) -> None:
         self.jobs, self.job_id, self.start = jobs, job_id, start
+        self.retry_filter = retry_filter  # a selective retry: only the failed results it matches
 
     def __iter__(self) -> Iterator[Entry]:
         images = self.start.images
         for result in self.jobs.iter_results(self.job_id, start=self.start.offset, status="failed"):
+            if self.retry_filter is not None and not self.retry_filter.matches(result):  # type: ignore[arg-type]
+                continue
             task = result.task  # type: ignore[union-attr]
             here = Position(task.index, task.index + 1, images, images)
             images += 1
@@ -313,7 +345,8 @@ def entries(
     job: FanOutJob, start: Position, *, jobs: FanOutRepository, files: Files, settings: Settings, check: bool
 ) -> Iterable[Entry]:
     if job.source == SOURCE_RETRY:
-        return RetryReader(jobs, job.retry_of or "", start)
+        retry_filter = RetryFilter.from_dict(job.retry_filter) if job.retry_filter else None
+        return RetryReader(jobs, job.retry_of or "", start, retry_filter)
     chunks = files.stream(job.manifest_key or "", job.manifest_version, start.offset)
     return read(
         job.manifest_format or "",
@@ -477,7 +510,9 @@ def _check_pass(
     if error_count:
         reason = f"manifest: {error_count} invalid row(s), see manifest_errors; nothing of it was processed"
     elif total == 0:
-        message = "no failed images to retry" if job.source == SOURCE_RETRY else "the manifest holds no images"
+        message = "the manifest holds no images"
+        if job.source == SOURCE_RETRY:
+            message = "no failed images to retry" + (" matching the filter" if job.retry_filter else "")
         errors, error_count, reason = [{"line": position.line, "error": message}], 1, f"manifest: {message}"
     callback_url = getattr(reader, "callback_url", None)
     signed = bool(settings.callback_signing_secret.get_secret_value())
@@ -488,6 +523,9 @@ def _check_pass(
         finished = jobs.refuse_manifest(
             job.job_id, owner, errors=errors, error_count=error_count, reason=reason, finished_at=utc_now()
         )
+        if finished is not None and job.source == SOURCE_RETRY and job.retry_of:
+            # Nothing was retried: the retried job may be retried again (another filter, say).
+            jobs.unlink_retry(job.retry_of, job.job_id)
         return FanOutResult("refused", job.job_id, total - started, finished=finished)
     if not jobs.start_enqueuing(job.job_id, owner, total, None if job.callback_url else callback_url):
         return FanOutResult("stopped", job.job_id, total - started)
@@ -534,7 +572,7 @@ def _enqueue_pass(
                     stream.put(task)
                 else:
                     error = STORE_NOT_FOUND.format(store_id=task.store_id)
-                    unknown.append(ImageResult(task, "failed", utc_now(), error=error))
+                    unknown.append(ImageResult(task, "failed", utc_now(), error=error, error_class="store"))
             position = entry.end
             if step.due(position.images) or len(unknown) >= SWEEP_WRITES or step.out_of_time:
                 if not commit():
@@ -623,7 +661,7 @@ def sweep_walk(
             while next_ended is not None and next_ended < task.index:  # type: ignore[operator]
                 next_ended = next(ended, None)
             if next_ended != task.index:
-                batch.append(ImageResult(task, "failed", stamp, error=error))
+                batch.append(ImageResult(task, "failed", stamp, error=error, error_class="transient"))
         position = entry.end
         if len(batch) >= SWEEP_WRITES:
             written += write()

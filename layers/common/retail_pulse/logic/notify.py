@@ -20,7 +20,9 @@ import hmac
 import json
 from dataclasses import dataclass
 
+from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.models import Job
+from retail_pulse.logic.status import job_controls
 from retail_pulse.ports import CallbackFailed, CallbackSender, EventTopic, JobLifecycleRepository
 
 SIGNATURE_HEADER = "X-Retail-Pulse-Signature"
@@ -47,13 +49,16 @@ class NoticeOutcome:
         return self.topic_error is None
 
 
-def notice_body(job: Job) -> bytes:
-    """The notice, byte for byte what is published and POSTed (and signed)."""
+def notice_body(job: Job, event: str = EVENT_NAME, extra: dict | None = None) -> bytes:
+    """The notice, byte for byte what is published and POSTed (and signed). Every event carries the
+    job's labels, progress, throughput, ETA and cost (as its status shows them then)."""
     progress = {"total": job.total, "processed": job.processed, "succeeded": job.succeeded, "failed": job.failed}
     if job.status == "cancelled":
         progress["cancelled"] = job.cancelled
+    if job.skipped:
+        progress["skipped"] = job.skipped
     body = {
-        "event": EVENT_NAME,
+        "event": event,
         "job_id": job.job_id,
         "status": job.status,
         "progress": progress,
@@ -65,6 +70,8 @@ def notice_body(job: Job) -> bytes:
     for key in ("retry_of", "reason"):
         if getattr(job, key):
             body[key] = getattr(job, key)
+    body.update(job_controls(job, job.finished_at or utc_now()))
+    body.update(extra or {})
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 
@@ -97,7 +104,7 @@ def deliver_notice(job_id: str, *, jobs: JobLifecycleRepository, notifier: Notif
     return NoticeOutcome(job_id, topic_error, callback)
 
 
-def _call_back(job: Job, body: bytes, notifier: Notifier) -> str:
+def _call_back(job: Job, body: bytes, notifier: Notifier, event: str = EVENT_NAME) -> str:
     if not job.callback_url:
         return "none"
     if not notifier.signing_secret:
@@ -105,7 +112,7 @@ def _call_back(job: Job, body: bytes, notifier: Notifier) -> str:
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: signature(body, notifier.signing_secret),
-        EVENT_HEADER: EVENT_NAME,
+        EVENT_HEADER: event,
     }
     try:
         status = notifier.callbacks.post(job.callback_url, body, headers)
@@ -130,3 +137,30 @@ def retry_owed_notices(ended_before: str, *, jobs: JobLifecycleRepository, notif
     """Notices still owed by jobs that ended before `ended_before` (whose ender's lease has run out),
     each sent by whoever wins its lease: the stall sweeper's safety net for every ending path."""
     return notify_ended_jobs([], jobs.notices_due(ended_before), jobs=jobs, notifier=notifier)
+
+
+# -- progress events: job.progress (25/50/75 %), job.first_failure, job.stalled --------------------
+def event_name(claimed: str) -> tuple[str, dict]:
+    """The event of a claim recorded on the job (`progress:25`, `first_failure`, `stalled`)."""
+    if claimed.startswith("progress:"):
+        return "job.progress", {"percent": int(claimed.split(":", 1)[1])}
+    return f"job.{claimed}", {}
+
+
+def send_event(job_id: str, claimed: str, *, jobs: JobLifecycleRepository, notifier: Notifier) -> NoticeOutcome:
+    """Sends one progress event the caller has claimed (JobRepository.claim_event): at most once per
+    job, on the topic and to the callback, signed as the completion notice. A failure is reported,
+    not retried (the event's moment has passed; the completion notice is the one owed)."""
+    job = jobs.get_job(job_id)
+    if job is None:
+        return NoticeOutcome(job_id)
+    event, extra = event_name(claimed)
+    body = notice_body(job, event, extra)
+    topic_error = None
+    try:
+        if notifier.topic is not None:
+            notifier.topic.publish(body.decode(), f"Retail Pulse {event}")
+    except Exception as exc:  # reported by the caller; the event is not sent again
+        topic_error = f"{type(exc).__name__}: {exc}"[:300]
+    callback = _call_back(job, body, notifier, event)
+    return NoticeOutcome(job_id, topic_error, callback)

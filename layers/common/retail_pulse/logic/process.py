@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.measuring import ImageError, measure_image, perimeter
@@ -25,6 +25,7 @@ class ProcessedBatch:
     recorded: RecordOutcome  # what their writes did
     skipped: int = 0  # images of jobs that had ended (cancelled, finished) or are unknown: not touched
     notices_owed: list[str] = field(default_factory=list)  # ended jobs still owing their notice
+    parked: list[ImageTask] = field(default_factory=list)  # images of paused jobs: to park (logic/pause.py)
 
 
 def process_images(
@@ -37,6 +38,7 @@ def process_images(
     deadline: float,
     write_deadline: float,
     sleep: Callable[[float], None] = time.sleep,
+    memory_mb: int = 512,
 ) -> ProcessedBatch:
     """Measure a batch's images concurrently (downloads end by `deadline`), then write each result
     once (writes end by `write_deadline`). A bad image is not an error here: it ends as a failed
@@ -45,21 +47,37 @@ def process_images(
     # One consistent read per job of the batch: images of a cancelled (or ended, or unknown) job are
     # skipped with no download and no compute. Results of a job that ends after this read are
     # dropped by the stream consumer (logic/counting.py), which never counts them.
+    # Images of a paused job are parked, not downloaded (the caller parks them: logic/pause.py).
     try:
         states = jobs.job_states(sorted({t.job_id for t in unique})) if unique else {}
     except StorageRefused:
         # The read only spares work: without it every image is processed, and the stream consumer
         # drops the results of jobs that had ended. A throttled read must not send the batch back.
+        # (A paused job's images are then measured too: their results count, as those of batches
+        # in flight when it paused do.)
         states = None
     if states is None:
-        live = unique
+        live, parked = unique, []
     else:
         live = [t for t in unique if t.job_id in states and states[t.job_id].status == "ongoing"]
+        parked = [t for t in unique if t.job_id in states and states[t.job_id].status == "paused"]
+    started = time.monotonic()
     futures = [pool.submit(_process_one, t, settings, fetch, deadline, sleep) for t in live]
-    results = [f.result() for f in futures]
+    results = with_cost_shares([f.result() for f in futures], time.monotonic() - started, memory_mb)
     recorded = jobs.record_results(results, write_deadline)
-    owed = [s.job_id for s in (states or {}).values() if s.status != "ongoing" and s.notices_owed]
-    return ProcessedBatch(results, recorded, skipped=len(unique) - len(live), notices_owed=owed)
+    owed = [s.job_id for s in (states or {}).values() if s.status not in ("ongoing", "paused") and s.notices_owed]
+    skipped = len(unique) - len(live) - len(parked)
+    return ProcessedBatch(results, recorded, skipped=skipped, notices_owed=owed, parked=parked)
+
+
+def with_cost_shares(results: list[ImageResult], elapsed_s: float, memory_mb: int) -> list[ImageResult]:
+    """Each result with its share of this invocation's cost: the batch's wall time at the function's
+    memory size (GB-ms) and its request, split evenly over the images measured together."""
+    if not results:
+        return results
+    gb_ms = elapsed_s * 1000 * memory_mb / 1024
+    share, request = round(gb_ms / len(results)), round(1000 / len(results))
+    return [replace(r, gb_ms=share, request_milli=request) for r in results]
 
 
 def _process_one(task: ImageTask, settings: Settings, fetch: Fetch, deadline: float, sleep) -> ImageResult:
@@ -79,6 +97,7 @@ def _process_one(task: ImageTask, settings: Settings, fetch: Fetch, deadline: fl
             "failed",
             utc_now(),
             error=str(exc),
+            error_class=exc.error_class,
             duration_ms=elapsed_ms(),
             download_ms=download_ms,
             image_bytes=image_bytes,

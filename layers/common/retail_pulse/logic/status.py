@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.errors import InvalidRequest, JobNotFound
-from retail_pulse.domain.models import ImageResult, Job
+from retail_pulse.domain.models import LIVE_STATUSES, ImageResult, Job
+from retail_pulse.domain.progress import plan
+from retail_pulse.domain.rules import classify_error
 from retail_pulse.domain.validation import echo
 from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
 from retail_pulse.ports import JobReader, JobRepository
@@ -30,15 +33,16 @@ def job_status(job_id: str | None, *, jobs: JobReader) -> dict:
             body["error_truncated"] = True
     if job.reason:
         body["reason"] = job.reason
+    body.update(job_controls(job))
     body.update(fanout_fields(job))
     return body
 
 
 def fanout_fields(job: Job) -> dict:
-    """The phase of an ongoing job (accepted, enqueuing with `enqueued`, ongoing: domain/fanout.py) and
-    the invalid rows of a refused manifest."""
+    """The phase of a live job (accepted, enqueuing with `enqueued`, ongoing: domain/fanout.py; a
+    paused job keeps showing the phase it was paused in) and the invalid rows of a refused manifest."""
     body: dict = {}
-    if job.status == "ongoing":
+    if job.status in LIVE_STATUSES:
         body["phase"] = job.phase or "ongoing"
         if job.phase == "enqueuing":
             body["enqueued"] = job.enqueued
@@ -48,7 +52,33 @@ def fanout_fields(job: Job) -> dict:
     return body
 
 
-def job_results(job_id: str | None, limit: int | str | None, next_token: str | None, *, jobs: JobRepository) -> dict:
+def job_controls(job: Job, now: str | None = None) -> dict:
+    """Labels, failure threshold and the plan (throughput, ETA, phases, cost) of a job."""
+    body: dict = {"labels": dict(job.labels)}
+    if job.threshold.set:
+        body["failure_threshold"] = {
+            "tolerated_failure_percentage": job.threshold.percentage,
+            "tolerated_failure_count": job.threshold.count,
+        }
+    body.update(plan(job, now or utc_now()))
+    return body
+
+
+def job_results(
+    job_id: str | None,
+    limit: int | str | None,
+    next_token: str | None,
+    *,
+    jobs: JobRepository,
+    order: str | None = None,
+    since: str | None = None,
+) -> dict:
+    if order == "processed":
+        return results_feed(job_id, limit, since or next_token, jobs=jobs)
+    if order not in (None, "", "index"):
+        raise InvalidRequest("order: must be index or processed")
+    if since:
+        raise InvalidRequest("since: only with order=processed")
     page_size = parse_limit(limit, default=DEFAULT_PAGE, maximum=MAX_PAGE)
     after = decode_token(next_token, job_id, int, "job") if next_token else None
     if after is not None and after < 0:
@@ -60,11 +90,36 @@ def job_results(job_id: str | None, limit: int | str | None, next_token: str | N
     return {"job_id": job.job_id, "results": [_result_body(r) for r in results], "next_token": token}
 
 
+def results_feed(job_id: str | None, limit: int | str | None, since: str | None, *, jobs: JobRepository) -> dict:
+    """Results in the order they were counted (ended), from a resumable cursor: every result of the
+    job comes exactly once across pages, whatever runs concurrently (see ResultItems.feed_results).
+    `next_since` is always set: follow it to get what ends next; `done` is true once the job has
+    ended and the feed is exhausted."""
+    page_size = parse_limit(limit, default=DEFAULT_PAGE, maximum=MAX_PAGE)
+    position = decode_token(since, ["feed", job_id], int, "job's feed") if since else 0
+    if position < 0:
+        raise InvalidRequest("since: malformed or not from this job's feed")
+    job = require_job(job_id, jobs)
+    ended = job.status not in LIVE_STATUSES  # read before the feed: an ended job's feed is complete
+    found = jobs.feed_results(job.job_id, position, page_size)
+    position += len(found)
+    return {
+        "job_id": job.job_id,
+        "order": "processed",
+        "results": [_result_body(r) for r in found],
+        "next_since": encode_token(["feed", job.job_id], position),
+        "next_token": None,
+        "done": ended and len(found) < page_size,
+    }
+
+
 def progress(job: Job) -> dict:
     """A job's counts; `cancelled` appears once the job was cancelled (processed = total then)."""
     body = {"total": job.total, "processed": job.processed, "succeeded": job.succeeded, "failed": job.failed}
     if job.status == "cancelled":
         body["cancelled"] = job.cancelled
+    if job.skipped:
+        body["skipped"] = job.skipped  # ended early by its failure threshold: never processed
     return body
 
 
@@ -79,6 +134,7 @@ def require_job(job_id: str | None, jobs: JobReader) -> Job:
 
 def _result_body(r: ImageResult) -> dict:
     return {
+        "index": r.task.index,
         "store_id": r.task.store_id,
         "image_url": r.task.image_url,
         "visit_time": r.task.visit_time,
@@ -87,5 +143,6 @@ def _result_body(r: ImageResult) -> dict:
         "height": r.height,
         "perimeter": r.perimeter,
         "error": r.error,
+        "error_class": classify_error(r.error, r.error_class) if r.status == "failed" else None,
         "processed_at": r.processed_at,
     }

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.errors import EnqueueFailed, InvalidRequest
 from retail_pulse.domain.models import ImageResult, ImageTask
+from retail_pulse.domain.rules import threshold_exceeded
 from retail_pulse.domain.store_master import StoreMaster
 from retail_pulse.domain.validation import InputLimits, parse_job_request
 from retail_pulse.ports import EnqueueError, ImageQueue, JobRepository, JobSpecStore
@@ -34,6 +35,7 @@ def submit_job(
     on_job_ended: Callable[[str], None] | None = None,  # a job that ends at submit owes its notice
     make_job_id: Callable[[], str] = new_job_id,
     retry_of: str | None = None,  # the job whose failed images this one retries (logic/jobs.py)
+    labels: dict[str, str] | None = None,  # a retry's labels (its job's), when its body has none
 ) -> dict:
     """Validate a job, write it, enqueue one message per image. A retry job's images are retries:
     reports counted them (and their visits) in the job they first failed in."""
@@ -71,15 +73,37 @@ def submit_job(
                 to_process.append(task)
             else:
                 error = STORE_NOT_FOUND.format(store_id=visit.store_id)
-                unknown_store.append(ImageResult(task, "failed", created_at, error=error, precounted=True))
+                unknown_store.append(
+                    ImageResult(task, "failed", created_at, error=error, error_class="store", precounted=True)
+                )
 
     if specs is not None and to_process:
         specs.save(job_id, to_process)  # before the job exists: nothing can stall without its list
+    controls: dict = {}  # job control fields, passed only when given
+    if request.threshold.set:
+        controls["threshold"] = request.threshold
+    if request.labels or labels:
+        controls["labels"] = request.labels or labels
     jobs.create_job(
-        job_id, index, unknown_store, created_at, expires_at, callback_url=request.callback_url, retry_of=retry_of
+        job_id,
+        index,
+        unknown_store,
+        created_at,
+        expires_at,
+        callback_url=request.callback_url,
+        retry_of=retry_of,
+        **controls,
     )
     if not to_process and on_job_ended:
         on_job_ended(job_id)  # every store unknown: the job ended as it was created
+    elif request.threshold.set:
+        # Unknown stores may already exceed the threshold: the job fails before any download.
+        failed = len(unknown_store)
+        reason = threshold_exceeded(failed, index, request.threshold.percentage, request.threshold.count)
+        if reason and jobs.fail_early(job_id, reason, utc_now()) is not None:
+            if on_job_ended:
+                on_job_ended(job_id)
+            to_process = []  # skipped: nothing is enqueued
     try:
         queue.send(to_process)
     except EnqueueError as exc:

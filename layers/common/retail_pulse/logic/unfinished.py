@@ -13,7 +13,8 @@ from datetime import datetime
 
 from retail_pulse.domain.clock import format_utc, utc_now
 from retail_pulse.domain.models import FinishedJob, ImageResult, ImageTask, RecordOutcome
-from retail_pulse.ports import JobRepository, JobSpecStore
+from retail_pulse.logic.pause import replay_parked
+from retail_pulse.ports import ImageQueue, JobRepository, JobSpecStore, ParkingLot
 
 # The DLQ's own receive count says nothing of the main queue's, so the text names no number.
 DEAD_LETTER_ERROR = "processing kept failing: the message was moved to the dead-letter queue"
@@ -28,7 +29,8 @@ def end_dead_letters(
     now = utc_now()
     unique = {(task.job_id, task.index): (task, carried) for task, carried in letters}  # two copies: one write
     results = [
-        carried or ImageResult(task, "failed", now, error=DEAD_LETTER_ERROR) for task, carried in unique.values()
+        carried or ImageResult(task, "failed", now, error=DEAD_LETTER_ERROR, error_class="transient")
+        for task, carried in unique.values()
     ]
     return jobs.record_results(results, deadline)
 
@@ -79,7 +81,9 @@ def _sweep_job(job_id: str, idle_s: int, *, jobs: JobRepository, specs: JobSpecS
     if tasks is None:  # no image list: the job itself ends, its unfinished images counted failed
         return SweptJob(job_id, idle_s, 0, jobs.finish_if_done(job_id) or jobs.mark_failed(job_id, error, stamp))
     ended = jobs.ended_indices(job_id)
-    results = [ImageResult(t, "failed", stamp, error=error) for t in tasks if t.index not in ended]
+    results = [
+        ImageResult(t, "failed", stamp, error=error, error_class="transient") for t in tasks if t.index not in ended
+    ]
     if not results:
         finished = jobs.finish_if_done(job_id)
         return SweptJob(job_id, idle_s, 0, finished) if finished else None
@@ -88,3 +92,32 @@ def _sweep_job(job_id: str, idle_s: int, *, jobs: JobRepository, specs: JobSpecS
         raise RuntimeError(f"{len(outcome.refused)} failed results of stalled job {job_id} not written")
     # Every image has a result now: the stream consumer counts them and ends the job.
     return SweptJob(job_id, idle_s, len(outcome.written), None)
+
+
+def stalled_jobs_to_notify(
+    *, jobs: JobRepository, now: datetime, notice_after_s: int, stall_after_s: int
+) -> list[tuple[str, int]]:
+    """Ongoing jobs with no progress for longer than `notice_after_s` (not yet swept): each claims
+    its `stalled` event once (JobRepository.claim_event). Paused jobs are not `ongoing`: never stalled.
+    Returns (job, idle seconds) of the events claimed here, for the caller to send."""
+    claimed = []
+    for job_id, progressed_at in jobs.ongoing_jobs():
+        idle_s = int((now - datetime.fromisoformat(progressed_at.replace("Z", "+00:00"))).total_seconds())
+        if notice_after_s < idle_s <= stall_after_s and jobs.claim_event(job_id, "stalled"):
+            claimed.append((job_id, idle_s))
+    return claimed
+
+
+def replay_stranded(
+    *, jobs: JobRepository, parking: ParkingLot, queue: ImageQueue, now: datetime, idle_after_s: int = 300
+) -> dict[str, int]:
+    """Messages still parked on an ongoing job idle for `idle_after_s` (a resume whose replay was cut
+    short) go back to the queue. Returns the images replayed per job."""
+    replayed = {}
+    for job_id, progressed_at in jobs.ongoing_jobs():
+        idle_s = (now - datetime.fromisoformat(progressed_at.replace("Z", "+00:00"))).total_seconds()
+        if idle_s >= idle_after_s:
+            sent = replay_parked(job_id, parking=parking, queue=queue)
+            if sent:
+                replayed[job_id] = sent
+    return replayed

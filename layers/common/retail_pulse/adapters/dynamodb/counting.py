@@ -4,8 +4,9 @@ one TransactWriteItems that also moves the stream shard's watermark (`COUNTED#<s
 Exactly once: the transaction is conditional on the watermark being below the run's first sequence
 number, and records of one stream shard arrive in order, so a run is counted once however often
 Lambda redelivers it (a retry after a crash finds the watermark moved and skips what was counted).
-Each job's update is conditional on `status = ongoing`: a run that meets an ended job is refused
-whole, and the consumer counts it again without that job's results (see logic/counting.py).
+Each job's update is conditional on the job being live (`ongoing` or `paused`): a run that meets an
+ended job is refused whole, and the consumer counts it again without that job's results (see
+logic/counting.py). The same transaction appends the run's results to each job's results feed.
 Report counters go to one of REPORT_SHARDS partitions per area, chosen by the stream shard, so
 consumers of different shards rarely hold the same item; a report sums its shards.
 """
@@ -13,8 +14,9 @@ consumers of different shards rarely hold the same item; a report sums its shard
 from __future__ import annotations
 
 import contextlib
+import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,6 +27,7 @@ from retail_pulse.adapters.dynamodb.keys import (
     AREA_SK,
     REPORT_SHARDS,
     counted_key,
+    feed_page_item,
     job_key,
     padded_sequence,
     report_pk,
@@ -33,14 +36,26 @@ from retail_pulse.adapters.dynamodb.keys import (
 )
 from retail_pulse.adapters.dynamodb.table import TableAccess, cancellation_codes
 from retail_pulse.domain.clock import utc_now
-from retail_pulse.domain.models import Applied, ImageResult, ReportCounters, StreamedResult, Tally
+from retail_pulse.domain.models import (
+    LIVE_STATUSES,
+    Applied,
+    ImageResult,
+    JobRun,
+    ReportCounters,
+    StreamedResult,
+    Tally,
+)
+from retail_pulse.ports import StorageRefused
 
 COUNTED_TTL_S = 3 * 86_400  # stream records live 24 h: a shard's watermark is not needed after that
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
+FEED_TTL_S = 30 * 86_400  # a feed page whose results carried no expiry (older results) lives 30 days
 
 
 class ResultCounting(TableAccess):
     max_updates = MAX_TRANSACTION_ITEMS - 1  # one item of each transaction is the watermark
+    # Job items by key (JobItems.batch_get: the repository assembles both on one table).
+    batch_get: Callable[..., dict[str, dict]]
 
     def counted_through(self, stream_shard: str) -> str | None:
         """The last sequence number of the shard whose result is counted (padded), or None."""
@@ -50,6 +65,43 @@ class ResultCounting(TableAccess):
         return from_item(resp["Item"]).get("seq") if "Item" in resp else None
 
     def apply(self, stream_shard: str, first_seq: str, last_seq: str, tally: Tally, deadline: float) -> Applied:
+        """One transaction: the watermark, each job's counters and results-feed page, the reports.
+
+        The feed: each job's run takes the next `n` positions of its feed (`feed_seq`, read just
+        before, consistently), the job update conditional on `feed_seq` being what was read. Runs of
+        one job from different stream shards therefore commit one after the other in feed order, so
+        a reader of the feed pages (consistent Query) never sees a later page without the earlier
+        ones: no gaps. A job whose condition failed because another run moved its feed first is read
+        again and the transaction retried; one that is no longer live is reported in `ended_jobs`."""
+        while True:
+            states = self._feed_states(sorted(tally.jobs), deadline)
+            ended = {job_id for job_id in tally.jobs if states.get(job_id, (None, 0))[0] not in LIVE_STATUSES}
+            if ended:
+                return Applied(False, ended_jobs=frozenset(ended))
+            outcome = self._transact(stream_shard, first_seq, last_seq, tally, states, deadline)
+            if outcome is not None:
+                return outcome
+            if time.monotonic() >= deadline:
+                raise StorageRefused("the results feed of a job kept moving under this run until the deadline")
+            time.sleep(random.uniform(0.005, 0.05))  # another shard's run of the job committed first
+
+    def _feed_states(self, job_ids: list[str], deadline: float) -> dict[str, tuple[str, int]]:
+        """(status, feed_seq) of each job, read consistently (absent: unknown job)."""
+        if not job_ids:
+            return {}
+        items = self.batch_get([job_key(j) for j in job_ids], "job_id, #status, feed_seq", consistent=True)
+        return {i["job_id"]: (i["status"], int(i.get("feed_seq", 0))) for i in items.values()}
+
+    def _transact(  # noqa: PLR0917 - one transaction's parts
+        self,
+        stream_shard: str,
+        first_seq: str,
+        last_seq: str,
+        tally: Tally,
+        states: dict[str, tuple[str, int]],
+        deadline: float,
+    ) -> Applied | None:
+        """None when only feed positions moved under it (read again and retry)."""
         now = utc_now()
         shard = stable_shard(stream_shard, REPORT_SHARDS)
         items: list[dict[str, Any]] = [
@@ -71,22 +123,44 @@ class ResultCounting(TableAccess):
         ]
         owners: list[str | None] = [None]
         for job_id, (ok, bad) in sorted(tally.jobs.items()):
+            run = tally.runs.get(job_id) or JobRun()
+            seq = states[job_id][1]
+            feed_condition = "(attribute_not_exists(feed_seq) OR feed_seq = :seq)" if seq == 0 else "feed_seq = :seq"
+            values = {
+                ":ok": ok,
+                ":bad": bad,
+                ":done": -(ok + bad),
+                ":ongoing": "ongoing",
+                ":paused": "paused",
+                ":now": now,
+                ":seq": seq,
+                ":next": seq + len(run.indexes),
+                ":gbms": run.gb_ms,
+                ":req": run.request_milli,
+                ":bytes": run.bytes_downloaded,
+                ":start": run.started_at or now,
+            }
             items.append(
                 {
                     "Update": {
                         "TableName": self.table_name,
                         "Key": to_item(job_key(job_id)),
                         # progressed_at: when the job last moved (the stall sweeper reads it).
-                        "UpdateExpression": "ADD succeeded :ok, failed :bad, remaining :done SET progressed_at = :now",
-                        "ConditionExpression": "#status = :ongoing",
+                        "UpdateExpression": "ADD succeeded :ok, failed :bad, remaining :done, gb_ms :gbms,"
+                        " request_milli :req, bytes_downloaded :bytes SET progressed_at = :now,"
+                        " feed_seq = :next, started_at = if_not_exists(started_at, :start)",
+                        # Counted while ongoing or paused (results of batches in flight when it paused).
+                        "ConditionExpression": f"#status IN (:ongoing, :paused) AND {feed_condition}",
                         "ExpressionAttributeNames": {"#status": "status"},
-                        "ExpressionAttributeValues": to_item(
-                            {":ok": ok, ":bad": bad, ":done": -(ok + bad), ":ongoing": "ongoing", ":now": now}
-                        ),
+                        "ExpressionAttributeValues": to_item(values),
                     }
                 }
             )
             owners.append(job_id)
+            if run.indexes:
+                page = feed_page_item(job_id, seq, run.indexes, run.expires_at or int(time.time()) + FEED_TTL_S)
+                items.append({"Put": {"TableName": self.table_name, "Item": to_item(page)}})
+                owners.append(None)
         for area, c in sorted(tally.areas.items()):
             items.append(_counter_update(self.table_name, report_pk(area, shard), AREA_SK, c, {"area": area}))
             owners.append(None)
@@ -102,10 +176,9 @@ class ResultCounting(TableAccess):
             codes = cancellation_codes(exc)
             if codes and codes[0] == "ConditionalCheckFailed":
                 return Applied(False, counted_before=True)
-            ended = {o for o, c in zip(owners, codes, strict=False) if o and c == "ConditionalCheckFailed"}
-            if not ended:
+            if not any(o and c == "ConditionalCheckFailed" for o, c in zip(owners, codes, strict=False)):
                 raise
-            return Applied(False, ended_jobs=frozenset(ended))
+            return None  # a job ended, or its feed moved: apply() reads them again
         return Applied(True)
 
     def record_store_errors(self, results: Sequence[ImageResult], deadline: float) -> None:

@@ -16,11 +16,11 @@ from typing import Any
 
 from retail_pulse.adapters.dynamodb.items import from_item, manifest_errors, result_from_item, to_item
 from retail_pulse.adapters.dynamodb.jobs import JOB_LIST, ending
-from retail_pulse.adapters.dynamodb.keys import RESULT_SHARDS, index_of, job_key, result_sk
+from retail_pulse.adapters.dynamodb.keys import RESULT_SHARDS, index_of, job_key, label_pk, result_sk
 from retail_pulse.adapters.dynamodb.table import TableAccess
 from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.fanout import ACCEPTED, ENQUEUING, ONGOING, FanOutJob
-from retail_pulse.domain.models import FinishedJob, ImageResult
+from retail_pulse.domain.models import FailureThreshold, FinishedJob, ImageResult
 
 RESULT_PAGE = 250  # results held per partition while walking a job (16 partitions: 4,000 at most)
 OWNED = "#status = :ongoing AND fanout_owner = :owner"
@@ -37,8 +37,12 @@ class FanOutItems(TableAccess):
         manifest: dict | None = None,
         callback_url: str | None = None,
         retry_of: str | None = None,
+        threshold: FailureThreshold | None = None,
+        labels: dict[str, str] | None = None,
+        retry_filter: dict | None = None,
     ) -> None:
-        """The job item, `accepted`: total 0 until the fan-out has checked the whole image list."""
+        """The job item, `accepted`: total 0 until the fan-out has checked the whole image list; its
+        labels indexed as an inline job's (JobItems.create_job), its failure threshold kept."""
         manifest = manifest or {}
         item = {
             **job_key(job_id),
@@ -63,7 +67,17 @@ class FanOutItems(TableAccess):
             "manifest_version": manifest.get("version"),
             "manifest_bytes": manifest.get("bytes"),
             "manifest_format": manifest.get("format"),
+            "labels": labels or None,
+            "tolerated_failure_percentage": threshold.percentage if threshold else None,
+            "tolerated_failure_count": threshold.count if threshold else None,
+            "retry_filter": retry_filter or None,
         }
+        label_items = [
+            {"pk": label_pk(key, value), "sk": f"{created_at}#{job_id}", "job_id": job_id, "expires_at": expires_at}
+            for key, value in (labels or {}).items()
+        ]
+        for label in label_items:  # at most 10; before the job item, as at an inline submit
+            self.retrying(self.client.put_item, TableName=self.table_name, Item=to_item(label))
         self.retrying(
             self.client.put_item,
             TableName=self.table_name,
@@ -96,6 +110,7 @@ class FanOutItems(TableAccess):
             error_count=item.get("manifest_error_count", 0),
             callback_url=item.get("callback_url"),
             retry_of=item.get("retry_of"),
+            retry_filter=item.get("retry_filter"),
         )
 
     def _update(self, job_id: str, expression: str, condition: str, values: dict[str, Any]) -> dict | None:

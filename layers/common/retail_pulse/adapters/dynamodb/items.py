@@ -7,7 +7,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from retail_pulse.adapters.dynamodb.keys import index_of, job_id_of, result_key, visit_partition
-from retail_pulse.domain.models import ImageResult, ImageTask, Job
+from retail_pulse.domain.models import FailureThreshold, ImageResult, ImageTask, Job
 from retail_pulse.domain.rules import ERROR_TEXT_LIMIT
 
 _serializer = TypeSerializer()
@@ -47,6 +47,11 @@ def result_item(r: ImageResult) -> dict[str, Any]:
         "error": r.error[:ERROR_TEXT_LIMIT] if r.error else None,
         "processed_at": r.processed_at,
         "duration_ms": r.duration_ms,
+        "error_class": r.error_class if r.status == "failed" else None,
+        # Cost shares, summed on the job by the counting transaction (domain/progress.py).
+        "gb_ms": r.gb_ms,
+        "request_milli": r.request_milli,
+        "image_bytes": r.image_bytes,
         "expires_at": t.expires_at,
         # What the stream consumer needs to count the image (it sees only this item).
         "area": t.area,
@@ -84,10 +89,20 @@ def result_from_item(item: dict[str, Any]) -> ImageResult:
         error=item.get("error"),
         duration_ms=item.get("duration_ms"),
         precounted=bool(item.get("precounted")),
+        error_class=item.get("error_class"),
+        gb_ms=item.get("gb_ms"),
+        request_milli=item.get("request_milli"),
+        image_bytes=item.get("image_bytes"),
     )
 
 
+def _mark(item: dict[str, Any], name: str) -> tuple[str, int] | None:
+    at, done = item.get(f"{name}_at"), item.get(f"{name}_processed")
+    return (at, int(done)) if at is not None and done is not None else None
+
+
 def job_from_item(item: dict[str, Any]) -> Job:
+    threshold = FailureThreshold(item.get("tolerated_failure_percentage"), item.get("tolerated_failure_count"))
     return Job(
         job_id=item["job_id"],
         status=item["status"],
@@ -102,6 +117,18 @@ def job_from_item(item: dict[str, Any]) -> Job:
         retry_of=item.get("retry_of"),
         retried_by=item.get("retried_by"),
         notices_owed=frozenset(item.get("notices_owed") or ()),
+        skipped=item.get("skipped", 0),
+        threshold=threshold,
+        labels=dict(item.get("labels") or {}),
+        started_at=item.get("started_at"),
+        progressed_at=item.get("progressed_at"),
+        gb_ms=item.get("gb_ms", 0),
+        request_milli=item.get("request_milli", 0),
+        bytes_downloaded=item.get("bytes_downloaded", 0),
+        rate_mark=_mark(item, "rate_mark"),
+        rate_mark_before=_mark(item, "rate_mark_before"),
+        events_emitted=frozenset(item.get("events_emitted") or ()),
+        paused_at=item.get("paused_at"),
         phase=item.get("phase"),
         enqueued=item.get("enqueued", 0),
         manifest_errors=manifest_errors(item),

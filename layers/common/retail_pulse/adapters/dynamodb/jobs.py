@@ -4,7 +4,8 @@ Job items also carry the keys of two sparse KEYS_ONLY GSIs (no other item has th
   JobsByCreatedAt  job_list="JOB" / job_list_sk=<created_at>#<id>   every job, newest first
   JobsByStatus     status / created_at                            jobs of one status
 and, while a completion notice is owed, the sparse NoticesDue index key (see notices.py).
-Every update that ends a job is conditional on `status = ongoing`, so a job ends exactly once, and
+Every update that ends a job is conditional on the job being live (`ongoing` or `paused`), so a job
+ends exactly once, and
 owes its completion notice (the outbox `notices_owed`) with a lease for the caller that ended it.
 """
 
@@ -17,10 +18,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from retail_pulse.adapters.dynamodb.items import from_item, job_from_item, result_item, to_item
-from retail_pulse.adapters.dynamodb.keys import ERROR_PREFIX, JOB_SK, job_key, job_pk
+from retail_pulse.adapters.dynamodb.keys import (
+    ERROR_PREFIX,
+    FEED_PAGE_MAX,
+    JOB_SK,
+    feed_page_item,
+    job_key,
+    job_pk,
+    label_pk,
+)
 from retail_pulse.adapters.dynamodb.table import TableAccess
 from retail_pulse.domain.clock import utc_now
-from retail_pulse.domain.models import FinishedJob, ImageResult, Job, JobState
+from retail_pulse.domain.models import LIVE_STATUSES, FailureThreshold, FinishedJob, ImageResult, Job, JobState
 from retail_pulse.domain.rules import ERROR_TEXT_LIMIT, MAX_STORE_ERRORS, final_status, notice_lease_until
 
 JOB_LIST = "JOB"  # the one partition of JobsByCreatedAt (a job list needs one ordered partition)
@@ -28,6 +37,7 @@ JOBS_BY_CREATED_AT = "JobsByCreatedAt"
 JOBS_BY_STATUS = "JobsByStatus"
 NOTICE_CHANNELS = {"topic", "callback"}  # owed by a job that just ended (the outbox, logic/notify.py)
 NOTICE_DUE = "DUE"  # the NoticesDue index's one partition
+LIVE = "#status IN (:ongoing, :paused)"  # a live job (paused included) can end, be counted, be cancelled
 
 
 def ending(extra: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -48,9 +58,13 @@ class JobItems(TableAccess):
         *,
         callback_url: str | None = None,
         retry_of: str | None = None,
+        threshold: FailureThreshold | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None:
         """The job item, after the results of images that ended at submit (unknown stores): those are
-        counted here (`precounted`), so the stream consumer skips them."""
+        counted here (`precounted`), so the stream consumer skips them; they open the job's results
+        feed (its first feed page, feed_seq after them). Each label gets a small index item
+        (`LABEL#<key>:<value>`, newest first), so a listing by label is one Query."""
         failed = sum(1 for r in ended_at_submit if r.status == "failed")
         succeeded = len(ended_at_submit) - failed
         remaining = total - len(ended_at_submit)
@@ -70,6 +84,10 @@ class JobItems(TableAccess):
             "job_list_sk": f"{created_at}#{job_id}",
             "callback_url": callback_url,
             "retry_of": retry_of,
+            "feed_seq": len(ended_at_submit),
+            "labels": labels or None,
+            "tolerated_failure_percentage": threshold.percentage if threshold else None,
+            "tolerated_failure_count": threshold.count if threshold else None,
         }
         if not remaining:  # ended at submit (every store unknown): it owes its notice, to this caller
             job.update(
@@ -77,6 +95,18 @@ class JobItems(TableAccess):
             )
         requests = [{"PutRequest": {"Item": to_item(result_item(r))}} for r in ended_at_submit]
         requests += [{"PutRequest": {"Item": to_item(item)}} for item in store_error_items(ended_at_submit)]
+        ended_indexes = [r.task.index for r in ended_at_submit]
+        for first in range(0, len(ended_indexes), FEED_PAGE_MAX):
+            page = feed_page_item(job_id, first, ended_indexes[first : first + FEED_PAGE_MAX], expires_at)
+            requests.append({"PutRequest": {"Item": to_item(page)}})
+        for key, value in (labels or {}).items():
+            label = {
+                "pk": label_pk(key, value),
+                "sk": f"{created_at}#{job_id}",
+                "job_id": job_id,
+                "expires_at": expires_at,
+            }
+            requests.append({"PutRequest": {"Item": to_item(label)}})
         for start in range(0, len(requests), 25):
             self._batch_write(requests[start : start + 25])
         self.retrying(
@@ -102,6 +132,11 @@ class JobItems(TableAccess):
             self.client.get_item, TableName=self.table_name, Key=to_item(job_key(job_id)), ConsistentRead=True
         )
         return from_item(resp["Item"]) if "Item" in resp else None
+
+    def read_job(self, job_id: str) -> Job | None:
+        """The job item alone (consistent read; no store errors)."""
+        item = self.job_item(job_id)
+        return job_from_item(item) if item else None
 
     def get_job(self, job_id: str) -> Job | None:
         item = self.job_item(job_id)
@@ -162,7 +197,7 @@ class JobItems(TableAccess):
                 UpdateExpression=f"SET {set_clause}, {shared}",
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=to_item({":ongoing": "ongoing", **shared_values}),
+                ExpressionAttributeValues=to_item({":ongoing": "ongoing", ":paused": "paused", **shared_values}),
                 ReturnValues="ALL_NEW",
             )
         except self.client.exceptions.ConditionalCheckFailedException:
@@ -173,14 +208,15 @@ class JobItems(TableAccess):
         """Finishes the job if nothing remains; returns it only when this call was the one that did."""
         job = self.job_item(job_id)
         # A fanned-out job has no total while `accepted` (domain/fanout.py): not done, however empty.
-        if not job or job["status"] != "ongoing" or job["remaining"] > 0 or job.get("phase") == "accepted":
+        if not job or job["status"] not in LIVE_STATUSES or job["remaining"] > 0 or job.get("phase") == "accepted":
             return None
         final, now = final_status(job["failed"]), utc_now()
+        # A paused job whose last images were already in flight ends too: nothing is left to pause.
         ended = self._end(
             job_id,
             "#status = :final, finished_at = :now",
             {":final": final, ":now": now, ":zero": 0, ":accepted": "accepted"},
-            "#status = :ongoing AND remaining <= :zero AND (attribute_not_exists(phase) OR phase <> :accepted)",
+            f"{LIVE} AND remaining <= :zero AND (attribute_not_exists(phase) OR phase <> :accepted)",
         )
         return FinishedJob(job_id, final, job["created_at"], now) if ended else None
 
@@ -191,7 +227,19 @@ class JobItems(TableAccess):
             job_id,
             "#status = :failed, finished_at = :now, reason = :reason, failed = failed + remaining, remaining = :zero",
             {":failed": "failed", ":now": finished_at, ":reason": reason, ":zero": 0},
-            "#status = :ongoing",
+            LIVE,
+        )
+        return FinishedJob(job_id, "failed", ended["created_at"], finished_at) if ended else None
+
+    def fail_early(self, job_id: str, reason: str, finished_at: str) -> FinishedJob | None:
+        """Ends a live job `failed` because its failures exceeded its threshold: the images not
+        counted yet are `skipped` (processed = total from now on) and, like a cancel's, never
+        downloaded, their late results dropped by the stream consumer. None when it was not live."""
+        ended = self._end(
+            job_id,
+            "#status = :failed, finished_at = :now, reason = :reason, skipped = remaining, remaining = :zero",
+            {":failed": "failed", ":now": finished_at, ":reason": reason, ":zero": 0},
+            LIVE,
         )
         return FinishedJob(job_id, "failed", ended["created_at"], finished_at) if ended else None
 
@@ -203,22 +251,89 @@ class JobItems(TableAccess):
             job_id,
             "#status = :cancelled, finished_at = :now, cancelled = remaining, remaining = :zero",
             {":cancelled": "cancelled", ":now": now, ":zero": 0},
-            "#status = :ongoing",
+            LIVE,
         )
         return FinishedJob(job_id, "cancelled", ended["created_at"], now) if ended else None
 
+    # -- pause and resume ---------------------------------------------------------------------
+    def _switch(self, job_id: str, source: str, target: str, extra_set: str, values: dict[str, Any]) -> bool:
+        """status source -> target (conditional); False when the job was not `source`."""
+        try:
+            self.retrying(
+                self.client.update_item,
+                TableName=self.table_name,
+                Key=to_item(job_key(job_id)),
+                UpdateExpression=f"SET #status = :target, {extra_set}",
+                ConditionExpression="#status = :source",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=to_item({":source": source, ":target": target, **values}),
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def pause_job(self, job_id: str, now: str) -> bool:
+        """ongoing -> paused; False when the job was not ongoing."""
+        return self._switch(job_id, "ongoing", "paused", "paused_at = :now", {":now": now})
+
+    def resume_job(self, job_id: str, now: str) -> bool:
+        """paused -> ongoing, its progress clock restarted (the stall sweeper measures idleness from
+        it: the pause was not a stall); False when the job was not paused."""
+        return self._switch(
+            job_id, "paused", "ongoing", "progressed_at = :now, resumed_at = :now REMOVE paused_at", {":now": now}
+        )
+
+    # -- progress events and the recent-rate window --------------------------------------------
+    def claim_event(self, job_id: str, event: str) -> bool:
+        """Records `event` as sent on the job (a string set), unless it already was: True only for
+        the one caller that recorded it (each progress event goes out at most once per job)."""
+        try:
+            self.retrying(
+                self.client.update_item,
+                TableName=self.table_name,
+                Key=to_item(job_key(job_id)),
+                UpdateExpression="ADD events_emitted :event",
+                ConditionExpression="attribute_exists(pk) AND NOT contains(events_emitted, :name)",
+                ExpressionAttributeValues=to_item({":event": {event}, ":name": event}),
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def move_rate_mark(self, job_id: str, previous_at: str | None, now: str, processed: int) -> None:
+        """Starts a new recent-rate window (the older mark becomes `rate_mark_before`); a no-op when
+        another caller moved it since `previous_at` was read."""
+        condition = "attribute_not_exists(rate_mark_at)" if previous_at is None else "rate_mark_at = :previous"
+        values: dict[str, Any] = {":now": now, ":done": processed}
+        if previous_at is not None:
+            values[":previous"] = previous_at
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.retrying(
+                self.client.update_item,
+                TableName=self.table_name,
+                Key=to_item(job_key(job_id)),
+                UpdateExpression="SET rate_mark_before_at = rate_mark_at, rate_mark_before_processed ="
+                " rate_mark_processed, rate_mark_at = :now, rate_mark_processed = :done"
+                if previous_at is not None
+                else "SET rate_mark_at = :now, rate_mark_processed = :done",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=to_item(values),
+            )
+
     # -- retry links --------------------------------------------------------------------------
     def link_retry(self, job_id: str, retry_job_id: str) -> bool:
-        """Marks an ended job as retried by `retry_job_id`; False if it is ongoing, unknown or already retried."""
+        """Marks an ended job as retried by `retry_job_id`; False if it is live (ongoing, paused), unknown or
+        already retried."""
         try:
             self.retrying(
                 self.client.update_item,
                 TableName=self.table_name,
                 Key=to_item(job_key(job_id)),
                 UpdateExpression="SET retried_by = :retry",
-                ConditionExpression="attribute_exists(pk) AND #status <> :ongoing AND attribute_not_exists(retried_by)",
+                ConditionExpression="attribute_exists(pk) AND NOT #status IN (:ongoing, :paused)"
+                " AND attribute_not_exists(retried_by)",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=to_item({":retry": retry_job_id, ":ongoing": "ongoing"}),
+                ExpressionAttributeValues=to_item({":retry": retry_job_id, ":ongoing": "ongoing", ":paused": "paused"}),
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
@@ -237,9 +352,13 @@ class JobItems(TableAccess):
             )
 
     # -- listing and sweeping -----------------------------------------------------------------
-    def page_jobs(self, status: str | None, after: dict | None, limit: int) -> tuple[list[Job], dict | None]:
+    def page_jobs(
+        self, status: str | None, after: dict | None, limit: int, label: tuple[str, str] | None = None
+    ) -> tuple[list[Job], dict | None]:
         """Jobs newest first (of `status` if given): at most `limit`, and the cursor of the next page.
         Raises ValueError on a cursor this method did not hand out for the same `status`."""
+        if label is not None:
+            return self._page_labelled(label, status, after, limit)
         if status is None:
             index, key_names, partition = JOBS_BY_CREATED_AT, ("job_list", "job_list_sk"), JOB_LIST
         else:
@@ -276,6 +395,40 @@ class JobItems(TableAccess):
                 continue
             jobs.append(job_from_item(item))
         cursor = {name: page[-1][name] for name in ("pk", "sk", *key_names)} if more and page else None
+        return jobs, cursor
+
+    def _page_labelled(
+        self, label: tuple[str, str], status: str | None, after: dict | None, limit: int
+    ) -> tuple[list[Job], dict | None]:
+        """Jobs with a label, newest first, from the label's index items (one Query, no scan); a
+        `status` filters the page (which may then hold fewer than `limit` jobs)."""
+        partition = label_pk(*label)
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :part",
+            "ExpressionAttributeValues": to_item({":part": partition}),
+            "ScanIndexForward": False,
+        }
+        if after is not None:
+            valid = (
+                isinstance(after, dict)
+                and set(after) == {"pk", "sk"}
+                and after["pk"] == partition
+                and isinstance(after["sk"], str)
+                and bool(after["sk"])
+            )
+            if not valid:
+                raise ValueError("cursor not from this listing")
+            kwargs["ExclusiveStartKey"] = to_item(after)
+        keys, _ = self.query_page(limit + 1, **kwargs)
+        page, more = keys[:limit], len(keys) > limit
+        found = self.batch_get([job_key(k["job_id"]) for k in page], None, consistent=False)
+        jobs = []
+        for key in page:
+            item = found.get(job_pk(key["job_id"]))
+            if item is None or (status is not None and item["status"] != status):
+                continue
+            jobs.append(job_from_item(item))
+        cursor = {"pk": page[-1]["pk"], "sk": page[-1]["sk"]} if more and page else None
         return jobs, cursor
 
     def ongoing_jobs(self) -> list[tuple[str, str]]:

@@ -5,6 +5,9 @@
   store error    pk=JOB#<job>             sk=ERR#<store_id>   first failure of a store in the job
   report shard   pk=REPORT#<area>#<n>     sk=AREA | STORE#<store_id>   cumulative counters, summed on read
   count state    pk=COUNTED#<shard>       sk=COUNTED          how far the stream shard's results are counted
+  feed page      pk=JOB#<job>#FEED        sk=F<seq:09>        a counted run's result indexes (results in counted order)
+  parked batch   pk=JOB#<job>#PARK        sk=P<index:08>#<id> image messages of a paused job, replayed on resume
+  label entry    pk=LABEL#<key>:<value>   sk=<created_at>#<job>   jobs by label, newest first
 
 DynamoDB gives one partition key value about 1,000 WCU/s, so nothing written per image shares a
 key with more than a slice of a job: a job's results go to RESULT_SHARDS partitions in blocks of
@@ -88,3 +91,38 @@ def counted_key(stream_shard: str) -> dict[str, str]:
 
 def padded_sequence(seq: str) -> str:
     return seq.zfill(SEQUENCE_WIDTH)
+
+
+FEED_SK_PREFIX = "F"
+FEED_SEQ_WIDTH = 9
+FEED_PAGE_MAX = 1000  # results in one feed page (a counted run holds at most 1,000 stream records)
+PARK_SK_PREFIX = "P"
+LABEL_PREFIX = "LABEL#"
+
+
+def feed_pk(job_id: str) -> str:
+    return f"JOB#{job_id}#FEED"
+
+
+def feed_sk(seq: int) -> str:
+    return f"{FEED_SK_PREFIX}{seq:0{FEED_SEQ_WIDTH}d}"
+
+
+def feed_page_item(job_id: str, first_seq: int, indexes: list[int], expires_at: int) -> dict:
+    """One page of a job's results feed: the indexes of results counted together, in counted order,
+    the first of them at position `first_seq` of the feed."""
+    return {
+        "pk": feed_pk(job_id),
+        "sk": feed_sk(first_seq),
+        "indexes": indexes,
+        "n": len(indexes),
+        "expires_at": expires_at,
+    }
+
+
+def park_pk(job_id: str) -> str:
+    return f"JOB#{job_id}#PARK"
+
+
+def label_pk(key: str, value: str) -> str:
+    return f"{LABEL_PREFIX}{key}:{value}"

@@ -9,11 +9,13 @@ from retail_pulse.adapters.dynamodb.exports import ExportItems
 from retail_pulse.adapters.dynamodb.fanout import FanOutItems
 from retail_pulse.adapters.dynamodb.jobs import JobItems
 from retail_pulse.adapters.dynamodb.notices import NoticeItems
+from retail_pulse.adapters.dynamodb.parking import ParkedImages
 from retail_pulse.adapters.dynamodb.results import ResultItems
 
 
-class DynamoJobRepository(JobItems, ResultItems, NoticeItems, ResultCounting, FanOutItems, ExportItems):
-    """Jobs, results, notices and counting on one table and one client (see each base's module)."""
+class DynamoJobRepository(JobItems, ResultItems, NoticeItems, ResultCounting, ParkedImages, FanOutItems, ExportItems):
+    """Jobs, results, notices, counting, parked images, fan-out and exports on one table and one
+    client (see each base's module)."""
 
     def __init__(self, table_name: str, client: Any | None = None, *, result_writers: int = 10) -> None:
         super().__init__(table_name, client)

@@ -14,11 +14,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from retail_pulse.adapters.dynamodb.items import result_from_item, result_item, to_item
+from retail_pulse.adapters.dynamodb.items import from_item, result_from_item, result_item, to_item
 from retail_pulse.adapters.dynamodb.keys import (
+    FEED_PAGE_MAX,
+    FEED_SK_PREFIX,
     RESULT_BLOCK,
     RESULT_PREFIX,
     RESULT_SHARDS,
+    feed_pk,
+    feed_sk,
     index_of,
     result_block,
     result_key,
@@ -105,6 +109,49 @@ class ResultItems(TableAccess):
         if block >= last_block:
             return found, None
         return found, (block + 1) * RESULT_BLOCK - 1  # the reading budget ran out: go on from there
+
+    def feed_results(self, job_id: str, position: int, limit: int) -> list[ImageResult]:
+        """Up to `limit` results of the job's feed from `position` on, in counted order.
+
+        The feed pages are read with a consistent Query (a page is at most FEED_PAGE_MAX results, so
+        the page holding `position` starts at most that far before it), their results with
+        consistent BatchGetItems. Pages commit in feed order (adapters/dynamodb/counting.py), so
+        what this reads is a prefix of the feed: a later read goes on where this one stopped."""
+        indexes: list[int] = []
+        low = feed_sk(max(0, position - FEED_PAGE_MAX + 1))
+        pages = self.query_all(
+            KeyConditionExpression="pk = :pk AND sk >= :low",
+            ExpressionAttributeValues=to_item({":pk": feed_pk(job_id), ":low": low}),
+            ConsistentRead=True,
+        )
+        for page in pages:
+            first = int(page["sk"][len(FEED_SK_PREFIX) :])
+            page_indexes = [int(i) for i in page.get("indexes") or []]
+            if first + len(page_indexes) <= position:
+                continue
+            indexes += page_indexes[max(0, position - first) :]
+            if len(indexes) >= limit:
+                break
+        indexes = indexes[:limit]
+        found = self._results_by_index(job_id, indexes)
+        return [found[i] for i in indexes if i in found]
+
+    def _results_by_index(self, job_id: str, indexes: list[int]) -> dict[int, ImageResult]:
+        out: dict[int, ImageResult] = {}
+        for start in range(0, len(indexes), 100):
+            pending: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [to_item(result_key(job_id, i)) for i in indexes[start : start + 100]],
+                    "ConsistentRead": True,
+                }
+            }
+            while pending:
+                resp = self.retrying(self.client.batch_get_item, RequestItems=pending)
+                for item in resp.get("Responses", {}).get(self.table_name, []):
+                    result = result_from_item(from_item(item))
+                    out[result.task.index] = result
+                pending = resp.get("UnprocessedKeys") or {}
+        return out
 
     def all_results(self, job_id: str, projection: str | None = None, **filters: Any) -> Iterator[dict]:
         """Every result item of a job (each of its RESULT_SHARDS partitions, queried in turn)."""

@@ -1,0 +1,47 @@
+"""Parked image messages of paused jobs (rules in logic/pause.py): one item per parked batch,
+`pk=JOB#<job>#PARK`, `sk=P<first index>#<random>`, holding the batch's messages as the queue had
+them. Parking costs one small write per batch of a paused job (never a job item); the messages
+leave the queue, so a long pause burns no receives toward the dead-letter queue and loops nothing."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from retail_pulse.adapters.dynamodb.items import to_item
+from retail_pulse.adapters.dynamodb.keys import PARK_SK_PREFIX, park_pk
+from retail_pulse.adapters.dynamodb.table import TableAccess
+from retail_pulse.domain.messages import task_from_message, task_to_message
+from retail_pulse.domain.models import ImageTask
+
+
+class ParkedImages(TableAccess):
+    def park(self, job_id: str, tasks: Sequence[ImageTask]) -> str:
+        first = min(t.index for t in tasks)
+        sk = f"{PARK_SK_PREFIX}{first:08d}#{secrets.token_hex(4)}"
+        item = {
+            "pk": park_pk(job_id),
+            "sk": sk,
+            "messages": [task_to_message(t) for t in tasks],
+            "expires_at": max(t.expires_at for t in tasks) or None,
+        }
+        self.retrying(self.client.put_item, TableName=self.table_name, Item=to_item(item))
+        return sk
+
+    def parked(self, job_id: str) -> list[tuple[str, list[ImageTask]]]:
+        items = self.query_all(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=to_item({":pk": park_pk(job_id)}),
+            ConsistentRead=True,
+        )
+        return [(i["sk"], [task_from_message(m) for m in i.get("messages") or []]) for i in items]
+
+    def unpark(self, job_id: str, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), 25):
+            requests = [
+                {"DeleteRequest": {"Key": to_item({"pk": park_pk(job_id), "sk": k})}} for k in keys[start : start + 25]
+            ]
+            pending = {self.table_name: requests}
+            while pending:
+                resp = self.retrying(self.client.batch_write_item, RequestItems=pending)
+                pending = resp.get("UnprocessedItems") or {}
