@@ -8,11 +8,28 @@ from aws_lambda_powertools.metrics import MetricUnit
 from retail_pulse import handler_kit as kit
 from retail_pulse.domain.messages import dead_letter_from_message
 from retail_pulse.domain.models import ImageResult, ImageTask
+from retail_pulse.domain.retry import redelivery_delay_s
 from retail_pulse.logic.unfinished import end_dead_letters
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+
+
+def come_back_soon(event: dict, failed: dict[str, str]) -> None:
+    """Letters whose write DynamoDB refused come back in seconds, not after the queue's visibility
+    timeout (as process_image does for its images); best effort: else the timeout brings them back."""
+    soon = [
+        (r["receiptHandle"], redelivery_delay_s(int((r.get("attributes") or {}).get("ApproximateReceiveCount") or 1)))
+        for r in event.get("Records", [])
+        if r.get("messageId") in failed
+    ]
+    if not soon:
+        return
+    try:
+        kit.dead_letter_redelivery().retry_later(soon)
+    except Exception:
+        logger.exception("could not shorten the visibility of unrecorded dead letters; the queue's timeout applies")
 
 
 @logger.inject_lambda_context
@@ -46,6 +63,7 @@ def lambda_handler(event: dict, context) -> dict:
     else:
         refused = {(r.task.job_id, r.task.index) for r in outcome.refused}
         failed = {m: "not recorded yet" for m, (task, _) in letters.items() if (task.job_id, task.index) in refused}
+        come_back_soon(event, failed)
     metrics.add_metric(name="ImagesDeadLettered", unit=MetricUnit.Count, value=len(letters))
     kit.emit_storage_refusals(metrics)
     return kit.batch_response(event, context, failed)

@@ -1,6 +1,6 @@
 """SQS consumer of the fan-out queue: moves a job accepted from a manifest (or a big retry) through its
-phases, resuming from its checkpoint (logic/manifests.fan_out), and walks stalled fanned-out jobs for
-the stall sweeper (logic/manifests.sweep_walk). Out of time, it hands on through its own queue."""
+phases, resuming from its checkpoint (logic/fanout.fan_out), and walks stalled fanned-out jobs for
+the stall sweeper (logic/fanout_sweep.sweep_walk). Out of time, it hands on through its own queue."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from retail_pulse import handler_kit as kit
 from retail_pulse.domain.retry import redelivery_delay_s
-from retail_pulse.logic.manifests import fan_out, give_up, sweep_walk
+from retail_pulse.logic.fanout import fan_out, give_up
+from retail_pulse.logic.fanout_sweep import sweep_walk
 from retail_pulse.logic.notify import notify_ended_jobs
 
 # Seconds of the invocation kept after the work stops (the last checkpoint, the hand-on message).

@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from retail_pulse import handler_kit as kit
 from retail_pulse.domain.clock import format_utc
 from retail_pulse.domain.rules import NOTICE_LEASE_S
-from retail_pulse.logic.manifests import sweep_fanned_out
+from retail_pulse.logic.fanout_sweep import sweep_fanned_out
 from retail_pulse.logic.notify import notify_ended_jobs, retry_owed_notices, send_event
 from retail_pulse.logic.unfinished import replay_stranded, stalled_jobs_to_notify, sweep_stalled_jobs
 

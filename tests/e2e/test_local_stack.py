@@ -127,7 +127,9 @@ def test_an_image_whose_result_is_refused_on_every_delivery_is_recorded_as_measu
         )
         sqs = local_stack.sqs_client()
         dlq = next(url for url in sqs.list_queues()["QueueUrls"] if url.endswith("DeadLetterQueue"))
-        deadline = time.monotonic() + 120
+        # Five deliveries: each retries its refused write inside the call (botocore's retries within
+        # ours, ~20 s), then waits 2-24 s to come again (the template's visibility timeout: 360 s).
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
             if int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]):

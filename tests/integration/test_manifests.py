@@ -15,7 +15,7 @@ from reliability import record
 from local_stack.proxy_event import Identity, build_event
 from retail_pulse.adapters.dynamodb.fanout import FanOutItems
 from retail_pulse.adapters.sqs import SqsImageQueue
-from retail_pulse.logic import manifests
+from retail_pulse.logic import fanout, manifests
 
 IMAGE = make_image("JPEG", 30, 20)
 
@@ -197,8 +197,8 @@ class Crash(BaseException):
 
 
 def test_a_fan_out_killed_mid_enqueue_resumes_from_its_checkpoint(stack, images, monkeypatch):
-    monkeypatch.setattr(manifests, "CHECKPOINT_IMAGES", 100)
-    monkeypatch.setattr(manifests, "LEASE_MARGIN_S", -10_000)  # the dead holder's lease has run out on redelivery
+    monkeypatch.setattr(fanout, "CHECKPOINT_IMAGES", 100)
+    monkeypatch.setattr(fanout, "LEASE_MARGIN_S", -10_000)  # the dead holder's lease has run out on redelivery
     total = 650
     job_id = stack.submit_manifest(csv_manifest(images, total))
     stack.fan_out_all(max_messages=1)  # pass 1 only? no: both passes run in one go when time allows
@@ -255,8 +255,8 @@ def test_a_fan_out_killed_mid_enqueue_resumes_from_its_checkpoint(stack, images,
 def test_a_fan_out_out_of_time_hands_on_and_results_counted_meanwhile_stay_exact(stack, images, monkeypatch):
     """Each invocation gets through 100 images, then hands on through its queue; the images enqueued so
     far are processed and counted between invocations: the job is not done until the last is."""
-    monkeypatch.setattr(manifests, "CHECKPOINT_IMAGES", 100)
-    monkeypatch.setattr(manifests._Pass, "out_of_time", property(lambda self: self.at_images - self.started >= 100))
+    monkeypatch.setattr(fanout, "CHECKPOINT_IMAGES", 100)
+    monkeypatch.setattr(fanout._Pass, "out_of_time", property(lambda self: self.at_images - self.started >= 100))
     total = 430
     job_id = stack.submit_manifest(csv_manifest(images, total))
     invocations = 0
@@ -296,8 +296,8 @@ def test_a_fan_out_that_keeps_failing_fails_its_job_on_the_last_delivery(lifecyc
 
 
 def test_cancel_while_enqueuing_stops_the_fan_out(stack, images, monkeypatch):
-    monkeypatch.setattr(manifests, "CHECKPOINT_IMAGES", 100)
-    monkeypatch.setattr(manifests._Pass, "out_of_time", property(lambda self: self.at_images - self.started >= 100))
+    monkeypatch.setattr(fanout, "CHECKPOINT_IMAGES", 100)
+    monkeypatch.setattr(fanout._Pass, "out_of_time", property(lambda self: self.at_images - self.started >= 100))
     job_id = stack.submit_manifest(csv_manifest(images, 350))
     while status(stack, job_id)["phase"] != "enqueuing" or status(stack, job_id)["enqueued"] == 0:
         stack.fan_out_all(max_messages=1)
@@ -422,8 +422,8 @@ def test_too_many_inline_images_point_to_uploads(stack, monkeypatch):
 
 # -- manifests and job control (issue 18) together -------------------------------------------------------
 def test_pause_while_enqueuing_stops_the_fan_out_and_resume_goes_on_from_its_checkpoint(stack, images, monkeypatch):
-    monkeypatch.setattr(manifests, "CHECKPOINT_IMAGES", 100)
-    monkeypatch.setattr(manifests._Pass, "out_of_time", property(lambda self: self.at_images - self.started >= 100))
+    monkeypatch.setattr(fanout, "CHECKPOINT_IMAGES", 100)
+    monkeypatch.setattr(fanout._Pass, "out_of_time", property(lambda self: self.at_images - self.started >= 100))
     job_id = stack.submit_manifest(csv_manifest(images, 350))
     while status(stack, job_id)["phase"] != "enqueuing" or status(stack, job_id)["enqueued"] == 0:
         stack.fan_out_all(max_messages=1)

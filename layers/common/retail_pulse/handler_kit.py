@@ -74,6 +74,14 @@ def redelivery() -> SqsRedelivery:
 
 
 @_cached
+def dead_letter_redelivery() -> SqsRedelivery:
+    """Visibility changes of the dead-letter queue's own messages (its consumer's refused writes)."""
+    from retail_pulse.adapters.sqs import SqsRedelivery
+
+    return SqsRedelivery(get_settings().dead_letter_queue_url, get_settings().dead_letter_queue_url)
+
+
+@_cached
 def specs() -> S3JobSpecStore:
     from retail_pulse.adapters.s3 import S3JobSpecStore
 

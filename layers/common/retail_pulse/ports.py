@@ -211,7 +211,7 @@ class JobSpecStore(Protocol):
     def load(self, job_id: str) -> list[ImageTask] | None: ...
 
 
-# -- jobs of any size: manifests, the fan-out, exports (logic/manifests.py, logic/exports.py) ---------
+# -- jobs of any size: manifests, the fan-out, exports (logic/manifests.py, fanout.py, exports.py) ---------
 @dataclass(frozen=True)
 class StoredFile:
     size: int  # bytes

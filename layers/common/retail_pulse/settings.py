@@ -100,8 +100,8 @@ class Settings:
     # Job completion notices (logic/notify.py): the SNS topic, and the key signing callbacks.
     job_events_topic_arn: str = ""
     callback_signing_secret: SecretStr = field(default=SecretStr(""))  # empty: callbacks are not sent
-    # Jobs of any size (logic/manifests.py, logic/exports.py): manifests uploaded to the data bucket and
-    # fanned out by the fan-out function from its queue; results exported to files by the export function.
+    # Jobs of any size (logic/manifests.py, fanout.py, exports.py): manifests uploaded to the data bucket
+    # and fanned out by the fan-out function from its queue; results exported to files by the export function.
     fan_out_queue_url: str = ""
     export_queue_url: str = ""
     max_images_per_manifest: int = Field(default=1_000_000, ge=1)

@@ -220,7 +220,7 @@ class RetryFilter:
         return not self.indexes or result.task.index in self.indexes
 
     def to_dict(self) -> dict:
-        """As kept on a fanned-out retry job's item (its fan-out applies it: logic/manifests)."""
+        """As kept on a fanned-out retry job's item (its fan-out applies it: logic/fanout)."""
         return {
             "error_class": self.error_class,
             "store_ids": sorted(self.store_ids),

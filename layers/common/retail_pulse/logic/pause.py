@@ -18,7 +18,7 @@ Races:
 - a paused job whose last in-flight images end is finished (nothing is left to pause);
 - the stall sweeper sweeps `ongoing` jobs only, and replays messages left parked on an ongoing job
   (a resume whose replay was cut short);
-- a job paused while fanned out (`accepted` or `enqueuing`, logic/manifests.py): its fan-out stops at
+- a job paused while fanned out (`accepted` or `enqueuing`, logic/fanout.py): its fan-out stops at
   its next checkpoint (every checkpoint is conditional on the job being ongoing), images it already
   enqueued are parked like any; resume sends the fan-out's message again, which goes on from the
   last checkpoint (an image enqueued twice is written once).

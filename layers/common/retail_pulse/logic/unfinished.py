@@ -50,7 +50,7 @@ def sweep_stalled_jobs(
     now: datetime,
     stall_after_s: int,
     on_error: Callable[[str, Exception], None] | None = None,
-    # Jobs fanned out after submit (logic/manifests.sweep_fanned_out): (handled, swept) of a stalled job.
+    # Jobs fanned out after submit (logic/fanout_sweep.sweep_fanned_out): (handled, swept) of a stalled job.
     fanned_out: Callable[[str, int], tuple[bool, SweptJob | None]] | None = None,
 ) -> list[SweptJob]:
     """Fail the unfinished images of every ongoing job idle for longer than `stall_after_s`."""

@@ -1,4 +1,5 @@
-"""Job items: creation, reads, the conditional updates that end a job, retry links and listing.
+"""Job items: creation, reads, the conditional updates that end a job, pause, events and retry links
+(listing: job_lists.py).
 
 Job items also carry the keys of two sparse KEYS_ONLY GSIs (no other item has them):
   JobsByCreatedAt  job_list="JOB" / job_list_sk=<created_at>#<id>   every job, newest first
@@ -21,7 +22,6 @@ from retail_pulse.adapters.dynamodb.items import from_item, job_from_item, resul
 from retail_pulse.adapters.dynamodb.keys import (
     ERROR_PREFIX,
     FEED_PAGE_MAX,
-    JOB_SK,
     feed_page_item,
     job_key,
     job_pk,
@@ -350,102 +350,6 @@ class JobItems(TableAccess):
                 ConditionExpression="retried_by = :retry",
                 ExpressionAttributeValues=to_item({":retry": retry_job_id}),
             )
-
-    # -- listing and sweeping -----------------------------------------------------------------
-    def page_jobs(
-        self, status: str | None, after: dict | None, limit: int, label: tuple[str, str] | None = None
-    ) -> tuple[list[Job], dict | None]:
-        """Jobs newest first (of `status` if given): at most `limit`, and the cursor of the next page.
-        Raises ValueError on a cursor this method did not hand out for the same `status`."""
-        if label is not None:
-            return self._page_labelled(label, status, after, limit)
-        if status is None:
-            index, key_names, partition = JOBS_BY_CREATED_AT, ("job_list", "job_list_sk"), JOB_LIST
-        else:
-            index, key_names, partition = JOBS_BY_STATUS, ("status", "created_at"), status
-        kwargs: dict[str, Any] = {
-            "IndexName": index,
-            "KeyConditionExpression": "#part = :part",
-            "ExpressionAttributeNames": {"#part": key_names[0]},
-            "ExpressionAttributeValues": to_item({":part": partition}),
-            "ScanIndexForward": False,
-        }
-        if after is not None:
-            names = {"pk", "sk", *key_names}
-            valid = (
-                isinstance(after, dict)
-                and set(after) == names
-                and all(isinstance(v, str) and v for v in after.values())  # DynamoDB refuses empty keys
-                and after[key_names[0]] == partition
-                and after["sk"] == JOB_SK
-                and after["pk"].startswith("JOB#")
-                and len(after["pk"]) > len("JOB#")
-            )
-            if not valid:
-                raise ValueError("cursor not from this listing")
-            kwargs["ExclusiveStartKey"] = to_item(after)
-        keys, _ = self.query_page(limit + 1, **kwargs)  # one more than a page tells whether another follows
-        page, more = keys[:limit], len(keys) > limit
-        found = self.batch_get([{"pk": k["pk"], "sk": JOB_SK} for k in page], None, consistent=False)
-        jobs = []
-        for key in page:
-            item = found.get(key["pk"])
-            # The index is eventually consistent: a job may have changed status (or expired) since.
-            if item is None or (status is not None and item["status"] != status):
-                continue
-            jobs.append(job_from_item(item))
-        cursor = {name: page[-1][name] for name in ("pk", "sk", *key_names)} if more and page else None
-        return jobs, cursor
-
-    def _page_labelled(
-        self, label: tuple[str, str], status: str | None, after: dict | None, limit: int
-    ) -> tuple[list[Job], dict | None]:
-        """Jobs with a label, newest first, from the label's index items (one Query, no scan); a
-        `status` filters the page (which may then hold fewer than `limit` jobs)."""
-        partition = label_pk(*label)
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :part",
-            "ExpressionAttributeValues": to_item({":part": partition}),
-            "ScanIndexForward": False,
-        }
-        if after is not None:
-            valid = (
-                isinstance(after, dict)
-                and set(after) == {"pk", "sk"}
-                and after["pk"] == partition
-                and isinstance(after["sk"], str)
-                and bool(after["sk"])
-            )
-            if not valid:
-                raise ValueError("cursor not from this listing")
-            kwargs["ExclusiveStartKey"] = to_item(after)
-        keys, _ = self.query_page(limit + 1, **kwargs)
-        page, more = keys[:limit], len(keys) > limit
-        found = self.batch_get([job_key(k["job_id"]) for k in page], None, consistent=False)
-        jobs = []
-        for key in page:
-            item = found.get(job_pk(key["job_id"]))
-            if item is None or (status is not None and item["status"] != status):
-                continue
-            jobs.append(job_from_item(item))
-        cursor = {"pk": page[-1]["pk"], "sk": page[-1]["sk"]} if more and page else None
-        return jobs, cursor
-
-    def ongoing_jobs(self) -> list[tuple[str, str]]:
-        """(job_id, progressed_at) of every ongoing job, from the JobsByStatus index (no scan)."""
-        index_items = self.query_all(
-            IndexName=JOBS_BY_STATUS,
-            KeyConditionExpression="#status = :ongoing",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=to_item({":ongoing": "ongoing"}),
-        )
-        keys = [{"pk": i["pk"], "sk": i["sk"]} for i in index_items]
-        items = self.batch_get(keys, "pk, job_id, #status, progressed_at, created_at", consistent=True) if keys else {}
-        return [
-            (i["job_id"], i.get("progressed_at") or i["created_at"])
-            for i in items.values()
-            if i.get("status") == "ongoing"
-        ]
 
 
 def store_error_items(results: Sequence[ImageResult]) -> list[dict]:

@@ -7,13 +7,16 @@ from typing import Any
 from retail_pulse.adapters.dynamodb.counting import ResultCounting
 from retail_pulse.adapters.dynamodb.exports import ExportItems
 from retail_pulse.adapters.dynamodb.fanout import FanOutItems
+from retail_pulse.adapters.dynamodb.job_lists import JobLists
 from retail_pulse.adapters.dynamodb.jobs import JobItems
 from retail_pulse.adapters.dynamodb.notices import NoticeItems
 from retail_pulse.adapters.dynamodb.parking import ParkedImages
 from retail_pulse.adapters.dynamodb.results import ResultItems
 
 
-class DynamoJobRepository(JobItems, ResultItems, NoticeItems, ResultCounting, ParkedImages, FanOutItems, ExportItems):
+class DynamoJobRepository(
+    JobItems, JobLists, ResultItems, NoticeItems, ResultCounting, ParkedImages, FanOutItems, ExportItems
+):
     """Jobs, results, notices, counting, parked images, fan-out and exports on one table and one
     client (see each base's module)."""
 
