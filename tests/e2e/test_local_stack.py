@@ -126,7 +126,7 @@ def test_an_image_whose_result_is_refused_on_every_delivery_is_recorded_as_measu
             [{"store_id": "RP00010", "image_url": [urls["png"]], "visit_time": "2024-03-15T10:00:00Z"}]
         )
         sqs = local_stack.sqs_client()
-        dlq = next(url for url in sqs.list_queues()["QueueUrls"] if url.endswith("DeadLetterQueue"))
+        dlq = next(url for url in sqs.list_queues()["QueueUrls"] if url.endswith("ImageDeadLetterQueue"))
         # Five deliveries: each retries its refused write inside the call (botocore's retries within
         # ours, ~20 s), then waits 2-24 s to come again (the template's visibility timeout: 360 s).
         deadline = time.monotonic() + 300
