@@ -23,7 +23,8 @@ from datetime import datetime
 from typing import Any
 
 from devkit.lambda_runtime import LambdaContext
-from local_stack.sqs import Message, Queue, md5_hex
+from local_stack.event_source import sqs_record
+from local_stack.sqs import Message, Queue
 
 Handler = Callable[[dict, Any], Any]
 
@@ -202,25 +203,8 @@ class SqsEventSource:
             stats.batches_left_to_timeout += 1
 
     def _record(self, m: Message) -> dict:
-        attributes = {
-            "ApproximateReceiveCount": str(m.receive_count),
-            "SentTimestamp": str(int(m.sent_at * 1000)),
-            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-            "ApproximateFirstReceiveTimestamp": str(int((m.first_received_at or m.sent_at) * 1000)),
-        }
-        if m.group:
-            attributes["MessageGroupId"] = m.group
-        return {
-            "messageId": m.message_id,
-            "receiptHandle": m.receipt,
-            "body": m.body,
-            "attributes": attributes,
-            "messageAttributes": {},
-            "md5OfBody": md5_hex(m.body),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self.queue_arn,
-            "awsRegion": "us-east-1",
-        }
+        # The local stack's SQS -> Lambda record, with the template's queue ARN.
+        return {**sqs_record(m, self.queue), "eventSourceARN": self.queue_arn}
 
 
 class StreamConsumers:
