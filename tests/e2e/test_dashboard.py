@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from harness import ROOT, make_image
 
+from retail_pulse.domain import exports
 from retail_pulse.domain.errors import InvalidRequest
 from retail_pulse.domain.validation import parse_job_request
 
@@ -326,10 +327,11 @@ def test_results_page_forward_and_back_and_download_as_csv(page, images):
     download = download_info.value
     assert download.suggested_filename == f"results-{job_id}.csv"
     lines = Path(download.path()).read_text().splitlines()
-    assert lines[0] == "store_id,image_url,visit_time,status,width,height,perimeter,error,processed_at"
+    assert lines[0] == ",".join(exports.RESULT_COLUMNS)  # the same columns as the API's CSV export
     assert len(lines) == 1 + 13
-    assert lines[1].startswith(f"RP00004,{images['jpg']},2024-03-17T08:00:00Z,succeeded,640,480,2240,,")
-    assert ",failed,,,," in lines[-1] and "HTTP 404" in lines[-1]
+    assert lines[1].startswith(f"0,RP00004,{images['jpg']},2024-03-17T08:00:00Z,succeeded,640,480,2240,,,")
+    assert lines[-1].startswith("12,RP00004,") and ",failed,,,," in lines[-1] and "HTTP 404" in lines[-1]
+    assert lines[-1].split(",")[-2] == "permanent"  # error_class
 
 
 def test_unknown_job_lookup_shows_the_apis_error(page):

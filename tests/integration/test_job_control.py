@@ -235,7 +235,7 @@ def test_status_has_throughput_eta_phases_and_measured_cost(lifecycle, urls):
     stack = lifecycle
     job_id = submit(stack, [visit(urls("plan", 12))])
     running = status_of(stack, job_id)
-    assert running["phases"] == {"queued": 12, "in_flight": 0, "ended": 0}
+    assert running["phases"] == {"to_enqueue": 0, "queued": 12, "in_flight": 0, "ended": 0}
     assert running["started_at"] is None and running["eta_s"] is None
     assert not stack.invoke_process(stack.receive())
     stack.pump_streams()

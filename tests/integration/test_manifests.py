@@ -231,6 +231,8 @@ def test_a_fan_out_killed_mid_enqueue_resumes_from_its_checkpoint(stack, images,
         stack.fan_out.lambda_handler(sqs_event([message], arn["QueueArn"]), LambdaContext())
     body = status(stack, job_id)
     assert body["phase"] == "enqueuing" and body["enqueued"] == 200  # the last checkpoint
+    # Images not enqueued yet are not in the queue: the plan counts them apart.
+    assert body["phases"] == {"to_enqueue": total - 200, "queued": 200, "in_flight": 0, "ended": 0}, body["phases"]
     # SQS delivers the message again once its visibility runs out.
     stack.sqs.change_message_visibility(
         QueueUrl=stack.fanout_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0

@@ -66,8 +66,10 @@ function csvCell(value) {
   return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
 }
 
+// The columns of the API's CSV export (retail_pulse/domain/exports.py): one file format for both.
 const RESULT_COLUMNS = [
-  "store_id", "image_url", "visit_time", "status", "width", "height", "perimeter", "error", "processed_at",
+  "index", "store_id", "image_url", "visit_time", "status", "width", "height", "perimeter", "error", "error_class",
+  "processed_at",
 ];
 
 export function resultsToCsv(results) {

@@ -65,6 +65,7 @@ export const control = {
     $("plan-recent").textContent = t && t.recent_per_min !== null ? fmtNumber(t.recent_per_min) : dash;
     $("plan-overall").textContent = t && t.overall_per_min !== null ? fmtNumber(t.overall_per_min) : dash;
     const phases = job && job.phases;
+    $("plan-to-enqueue").textContent = phases ? fmtNumber(phases.to_enqueue) : dash;
     $("plan-queued").textContent = phases ? fmtNumber(phases.queued) : dash;
     $("plan-inflight").textContent = phases ? fmtNumber(phases.in_flight) : dash;
     $("plan-ended").textContent = phases ? fmtNumber(phases.ended) : dash;

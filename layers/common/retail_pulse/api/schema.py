@@ -101,7 +101,10 @@ class Throughput(ResponseBody):
 
 
 class Phases(ResponseBody):
-    queued: int = Field(description="Not ended and not (estimated) in flight: in the queue or parked.")
+    to_enqueue: int = Field(
+        description="A manifest or retry job's images its fan-out has not enqueued yet (phase `enqueuing`); else 0."
+    )
+    queued: int = Field(description="Enqueued, not ended and not (estimated) in flight: in the queue or parked.")
     in_flight: int = Field(
         description="Being processed now, estimated (recent rate x mean invocation time): no write per batch."
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from retail_pulse.domain.fanout import ENQUEUING
 from retail_pulse.domain.models import Job
 
 # us-east-1 on-demand list prices (USD), as in README "Cost per 1,000 images".
@@ -74,18 +75,21 @@ def eta(job: Job, rates: dict, now: str) -> dict:
 
 
 def phases(job: Job, rates: dict) -> dict:
-    """queued / in_flight / ended. `in_flight` is estimated by Little's law (recent rate x mean
-    processing time per image, at most what remains): counting it exactly would take a write per
-    batch to the job, which the write path does not make."""
+    """to_enqueue / queued / in_flight / ended. `to_enqueue`: images of a fanned-out job that its
+    fan-out has not enqueued yet (phase `enqueuing`: not in the queue, so not `queued`). `in_flight`
+    is estimated by Little's law (recent rate x mean processing time per image, at most what is in
+    the queue): counting it exactly would take a write per batch to the job, which the write path
+    does not make."""
     ended = job.processed
-    remaining = max(0, job.total - ended)
+    to_enqueue = max(0, job.total - job.enqueued) if job.phase == ENQUEUING else 0
+    remaining = max(0, job.total - ended - to_enqueue)
     in_flight = 0
     rate = rates["recent_per_min"] if job.status == "ongoing" else 0
     if rate and job.gb_ms and job.request_milli:
         # An image is in flight for its whole invocation: mean invocation time from GB-ms and requests.
         invocation_s = job.gb_ms / PROCESS_MEMORY_GB / 1000 / (job.request_milli / 1000)
         in_flight = min(remaining, round(rate / 60 * invocation_s))
-    return {"queued": remaining - in_flight, "in_flight": in_flight, "ended": ended}
+    return {"to_enqueue": to_enqueue, "queued": remaining - in_flight, "in_flight": in_flight, "ended": ended}
 
 
 def cost(job: Job) -> dict:
