@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     limits.add_argument("--aws-partition-wcu", type=float, metavar="N", help="WCU/s per partition key value (1000)")
     limits.add_argument("--aws-partition-rcu", type=float, metavar="N", help="RCU/s per partition key value (3000)")
     parser.add_argument(
+        "--schedule-period",
+        type=float,
+        metavar="S",
+        help="run every rate() schedule (the stall sweeper's) every S seconds instead of its rate (tests)",
+    )
+    parser.add_argument(
         "--template", type=Path, help="a SAM template other than template.yaml (paths in it relative to it)"
     )
     args = parser.parse_args(argv)
@@ -117,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         state_interval=args.state_interval,
         no_api=args.no_api,
         env_file=args.write_env,
+        schedule_period=args.schedule_period,
     )
     try:
         stack = LocalStack(options).start()

@@ -54,6 +54,8 @@ class Options:
     # Serve no API route (`make sam-local`: SAM's emulator serves them); samples and topics still served.
     no_api: bool = False
     env_file: Path | None = None  # where to write each function's environment (JSON, SAM's --env-vars shape)
+    # Every rate() schedule runs this often instead (tests of scheduled functions); None: the template's rate.
+    schedule_period: float | None = None
 
 
 # The template parameter of the key that signs job callbacks, and the variable functions read it from.
@@ -178,6 +180,8 @@ class LocalStack:
             self.stream_sources.append(StreamEventSource(self.stack, stream, client, pool, BACKGROUND_NICE))
         for expression in spec.schedules:
             period = parse_rate(expression)
+            if period and self.options.schedule_period:
+                period = self.options.schedule_period
             if period:
                 threading.Thread(target=self._run_schedule, args=(pool, period), daemon=True).start()
 

@@ -16,6 +16,7 @@ from datetime import datetime
 import pytest
 from reliability import record
 
+from local_stack.runner import start_local_stack
 from retail_pulse_cli.__main__ import main as cli_main
 
 from .conftest import CALLBACK_SIGNING_SECRET
@@ -234,6 +235,53 @@ def test_progress_events_are_signed_and_sent_once_each(local_stack, slow):
     assert ended["cost"]["gb_s"] > 0 and ended["throughput"]["overall_per_min"] > 0
     on_topic = [m["event"] for m in topic_messages(local_stack) if m["job_id"] == job_id]
     assert on_topic.count("job.ended") == 1 and len(on_topic) == len(events)
+
+
+@pytest.fixture(scope="module")
+def stalling_stack(tmp_path_factory):
+    """A stack whose every batch outlives process_image's 60 s Timeout (processing takes 70 s): the
+    worker is killed, the message hides for the queue's 360 s, and the job makes no progress. The
+    stall sweeper runs every 2 s (`--schedule-period`); the notice comes after 60 s without progress
+    (STALL_NOTICE_AFTER_S, its least)."""
+    stack = start_local_stack(
+        tmp_path_factory.mktemp("stalling-stack"),
+        "--warm",
+        "1",
+        "--schedule-period",
+        "2",
+        "--parameter-overrides",
+        f"CallbackSigningSecret={CALLBACK_SIGNING_SECRET}",
+        "--env",
+        "PROCESSING_DELAY_MIN_S=70",
+        "PROCESSING_DELAY_MAX_S=70",
+        "STALL_NOTICE_AFTER_S=60",
+    )
+    yield stack
+    stack.stop()
+
+
+def test_a_job_without_progress_gets_one_signed_stalled_event(stalling_stack, slow):
+    body = {"count": 1, "visits": visits_of(slow.base, "stall", 2), "callback_url": f"{slow.base}/hooks/stall"}
+    response = stalling_stack.post("/api/submit", body)
+    assert response.status_code == 201, response.text
+    job_id = response.json()["job_id"]
+    submitted = time.monotonic()
+
+    def stalled() -> list:
+        return [(h, b) for h, b in slow.callbacks if json.loads(b)["event"] == "job.stalled"]
+
+    wait_for(stalled, timeout=150)
+    assert time.monotonic() - submitted >= 60  # not before the setting's time without progress
+    time.sleep(6)  # three more sweeps: still one event
+    [(headers, raw)] = stalled()
+    event = json.loads(raw)
+    assert event["job_id"] == job_id and event["status"] == "ongoing", event
+    expected = "sha256=" + hmac.new(CALLBACK_SIGNING_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    assert headers["X-Retail-Pulse-Signature"] == expected and headers["X-Retail-Pulse-Event"] == "job.stalled"
+    on_topic = [m["event"] for m in topic_messages(stalling_stack) if m["job_id"] == job_id]
+    assert on_topic == ["job.stalled"]
+    job = status(stalling_stack, job_id)
+    assert job["status"] == "ongoing" and job["progress"]["processed"] == 0, job  # a notice, not a verdict
 
 
 def test_labels_list_and_the_cli_follows_the_feed(local_stack, image_server, capsys, tmp_path):
