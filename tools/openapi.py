@@ -52,6 +52,9 @@ def load_resolver(handler: Path):
     spec = importlib.util.spec_from_file_location(f"openapi_{handler.parent.name}_app", handler)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    from retail_pulse.api.route_docs import apply_route_docs
+
+    apply_route_docs(module.app)  # the bodies are built here only, not at a function's INIT
     return module.app
 
 

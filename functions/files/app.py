@@ -11,16 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from retail_pulse import handler_kit as kit
 from retail_pulse.api.responses import ApiResolver, api_cors, json_response, register_error_handlers
-from retail_pulse.api.schema import (
-    EnqueueFailedBody,
-    ErrorBody,
-    ExportStarted,
-    ExportState,
-    UploadCreated,
-    UploadRequest,
-    inline_request_body,
-    json_content,
-)
+from retail_pulse.api.route_docs import documented
 from retail_pulse.logic.exports import export_status, start_export
 from retail_pulse.logic.manifests import create_upload
 
@@ -28,19 +19,29 @@ logger = Logger()
 tracer = Tracer()
 app = ApiResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
-UPLOAD_BODY = {**inline_request_body(UploadRequest, "Optional: the file's size in bytes."), "required": False}
 
 
+@documented(
+    lambda schema: {
+        "openapi_extensions": {
+            "requestBody": {
+                **schema.inline_request_body(schema.UploadRequest, "Optional: the file's size in bytes."),
+                "required": False,
+            }
+        },
+        "responses": {
+            201: schema.json_content(
+                schema.UploadCreated, "PUT the file to `upload_url`, then submit `upload_id` as `manifest`."
+            ),
+            400: schema.json_content(schema.ErrorBody, "A bad body."),
+            413: schema.json_content(schema.ErrorBody, "A size over the largest manifest."),
+        },
+    }
+)
 @app.post(
     "/api/uploads",
     summary="A presigned URL to upload one manifest file (CSV, JSON Lines or a JSON job) for POST /api/submit",
     tags=["jobs"],
-    openapi_extensions={"requestBody": UPLOAD_BODY},
-    responses={
-        201: json_content(UploadCreated, "PUT the file to `upload_url`, then submit `upload_id` as `manifest`."),
-        400: json_content(ErrorBody, "A bad body."),
-        413: json_content(ErrorBody, "A size over the largest manifest."),
-    },
 )
 @tracer.capture_method(capture_response=False)
 def uploads():
@@ -49,15 +50,19 @@ def uploads():
     return json_response(201, body)
 
 
+@documented(
+    lambda schema: {
+        "responses": {
+            202: schema.json_content(schema.ExportStarted, "Started; follow `status_url` until `state` is `ready`."),
+            400: schema.json_content(schema.ErrorBody, "Missing or unknown `jobid`, or a bad parameter."),
+            503: schema.json_content(schema.EnqueueFailedBody, "The export could not be started."),
+        }
+    }
+)
 @app.post(
     "/api/results/export",
     summary="Export a job's results (all, or of one status) to a JSON Lines or CSV file",
     tags=["jobs"],
-    responses={
-        202: json_content(ExportStarted, "Started; follow `status_url` until `state` is `ready`."),
-        400: json_content(ErrorBody, "Missing or unknown `jobid`, or a bad parameter."),
-        503: json_content(EnqueueFailedBody, "The export could not be started."),
-    },
 )
 @tracer.capture_method(capture_response=False)
 def export_start(
@@ -70,14 +75,18 @@ def export_start(
     return json_response(202, body)
 
 
+@documented(
+    lambda schema: {
+        "responses": {
+            200: schema.json_content(schema.ExportState, "The export."),
+            400: schema.json_content(schema.ErrorBody, "Missing or unknown `export_id`."),
+        }
+    }
+)
 @app.get(
     "/api/results/export",
     summary="An export's state, rows so far, and once ready the file's presigned URL",
     tags=["jobs"],
-    responses={
-        200: json_content(ExportState, "The export."),
-        400: json_content(ErrorBody, "Missing or unknown `export_id`."),
-    },
 )
 @tracer.capture_method(capture_response=False)
 def export_get(export_id: Annotated[str, Query(description="The `export_id` the export's start returned.")]):

@@ -11,15 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from retail_pulse import handler_kit as kit
 from retail_pulse.api.responses import ApiResolver, api_cors, json_response, register_error_handlers
-from retail_pulse.api.schema import (
-    EnqueueFailedBody,
-    ErrorBody,
-    JobsPage,
-    JobStatus,
-    RetryAccepted,
-    RetryFannedOut,
-    json_content,
-)
+from retail_pulse.api.route_docs import documented
 from retail_pulse.logic.jobs import (
     DEFAULT_JOBS_PAGE,
     MAX_JOBS_PAGE,
@@ -38,14 +30,21 @@ app = ApiResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 
 JobId = Annotated[str, Query(description="The `job_id` that submit returned.")]
-UNKNOWN_JOB = json_content(ErrorBody, "Missing or unknown `jobid`.")
+UNKNOWN_JOB = "Missing or unknown `jobid`."
 
 
+@documented(
+    lambda schema: {
+        "responses": {
+            200: schema.json_content(schema.JobsPage, "One page of jobs."),
+            400: schema.json_content(schema.ErrorBody, "A bad parameter."),
+        }
+    }
+)
 @app.get(
     "/api/jobs",
     summary="Jobs, newest first, paged (optionally of one status)",
     tags=["jobs"],
-    responses={200: json_content(JobsPage, "One page of jobs."), 400: json_content(ErrorBody, "A bad parameter.")},
 )
 @tracer.capture_method(capture_response=False)
 def jobs_list(
@@ -63,15 +62,21 @@ def jobs_list(
     return json_response(200, list_jobs(status, limit, next_token, jobs=kit.jobs(), label=label))
 
 
+@documented(
+    lambda schema: {
+        "responses": {
+            200: schema.json_content(
+                schema.JobStatus, "Cancelled; the job's status (`cancelled`, with `progress.cancelled`)."
+            ),
+            400: schema.json_content(schema.ErrorBody, UNKNOWN_JOB),
+            409: schema.json_content(schema.ErrorBody, "The job has already ended."),
+        }
+    }
+)
 @app.post(
     "/api/jobs/cancel",
     summary="Cancel an ongoing or paused job: its remaining images are skipped",
     tags=["jobs"],
-    responses={
-        200: json_content(JobStatus, "Cancelled; the job's status (`cancelled`, with `progress.cancelled`)."),
-        400: UNKNOWN_JOB,
-        409: json_content(ErrorBody, "The job has already ended."),
-    },
 )
 @tracer.capture_method(capture_response=False)
 def jobs_cancel(jobid: JobId):
@@ -81,15 +86,19 @@ def jobs_cancel(jobid: JobId):
     return json_response(200, body)
 
 
+@documented(
+    lambda schema: {
+        "responses": {
+            200: schema.json_content(schema.JobStatus, "Paused; the job's status (`paused`)."),
+            400: schema.json_content(schema.ErrorBody, UNKNOWN_JOB),
+            409: schema.json_content(schema.ErrorBody, "The job is not ongoing (paused already, or ended)."),
+        }
+    }
+)
 @app.post(
     "/api/jobs/pause",
     summary="Pause an ongoing job: no new image of it is downloaded until it is resumed",
     tags=["jobs"],
-    responses={
-        200: json_content(JobStatus, "Paused; the job's status (`paused`)."),
-        400: UNKNOWN_JOB,
-        409: json_content(ErrorBody, "The job is not ongoing (paused already, or ended)."),
-    },
 )
 @tracer.capture_method(capture_response=False)
 def jobs_pause(jobid: JobId):
@@ -98,15 +107,19 @@ def jobs_pause(jobid: JobId):
     return json_response(200, body)
 
 
+@documented(
+    lambda schema: {
+        "responses": {
+            200: schema.json_content(schema.JobStatus, "Resumed; the job's status (`ongoing`) and `replayed`."),
+            400: schema.json_content(schema.ErrorBody, UNKNOWN_JOB),
+            409: schema.json_content(schema.ErrorBody, "The job is not paused."),
+        }
+    }
+)
 @app.post(
     "/api/jobs/resume",
     summary="Resume a paused job: its parked images go back to the queue",
     tags=["jobs"],
-    responses={
-        200: json_content(JobStatus, "Resumed; the job's status (`ongoing`) and `replayed`."),
-        400: UNKNOWN_JOB,
-        409: json_content(ErrorBody, "The job is not paused."),
-    },
 )
 @tracer.capture_method(capture_response=False)
 def jobs_resume(jobid: JobId):
@@ -115,24 +128,30 @@ def jobs_resume(jobid: JobId):
     return json_response(200, body)
 
 
+@documented(
+    lambda schema: {
+        "responses": {
+            201: schema.json_content(
+                schema.RetryAccepted | schema.RetryFannedOut,
+                "The new job; follow `status_url`. Over RETRY_INLINE_MAX_IMAGES failed images, it is `accepted` and "
+                "fanned out like a manifest job (the filter applied by the fan-out: matching none, the new job ends "
+                "`failed` and the job may be retried again).",
+            ),
+            400: schema.json_content(schema.ErrorBody, "Missing or unknown `jobid`, or a bad filter."),
+            409: schema.json_content(
+                schema.ErrorBody,
+                "The job is ongoing or paused, has no failed images (matching the filter), or was already retried.",
+            ),
+            503: schema.json_content(
+                schema.EnqueueFailedBody, "The images could not be enqueued; the new job is marked failed."
+            ),
+        }
+    }
+)
 @app.post(
     "/api/jobs/retry",
     summary="Retry the failed images of an ended job as a new job (optionally only some of them)",
     tags=["jobs"],
-    responses={
-        201: json_content(
-            RetryAccepted | RetryFannedOut,
-            "The new job; follow `status_url`. Over RETRY_INLINE_MAX_IMAGES failed images, it is `accepted` and "
-            "fanned out like a manifest job (the filter applied by the fan-out: matching none, the new job ends "
-            "`failed` and the job may be retried again).",
-        ),
-        400: json_content(ErrorBody, "Missing or unknown `jobid`, or a bad filter."),
-        409: json_content(
-            ErrorBody,
-            "The job is ongoing or paused, has no failed images (matching the filter), or was already retried.",
-        ),
-        503: json_content(EnqueueFailedBody, "The images could not be enqueued; the new job is marked failed."),
-    },
 )
 @tracer.capture_method(capture_response=False)
 def jobs_retry(

@@ -14,7 +14,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from retail_pulse import handler_kit as kit
 from retail_pulse.api.docs import SWAGGER_ASSETS, document_for, stage_prefix, swagger_asset, swagger_page
 from retail_pulse.api.responses import ApiResolver, api_cors, json_response, register_error_handlers
-from retail_pulse.api.schema import ErrorBody, Health, JobStatus, ResultsPage, json_content
+from retail_pulse.api.route_docs import documented
 from retail_pulse.logic.status import DEFAULT_PAGE, MAX_PAGE, job_results, job_status
 
 # Generated from both API functions by `make openapi` and packaged with this function, which serves it.
@@ -27,7 +27,7 @@ tracer = Tracer()
 app = ApiResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 
-BAD_REQUEST = json_content(ErrorBody, "Missing or unknown `jobid`, or a bad parameter: `<field>: <problem>`.")
+BAD_REQUEST = "Missing or unknown `jobid`, or a bad parameter: `<field>: <problem>`."
 JobId = Annotated[str, Query(description="The `job_id` that submit returned.")]
 
 
@@ -36,22 +36,32 @@ def openapi_document() -> str:
     return OPENAPI_DOCUMENT.read_text(encoding="utf-8")
 
 
-@app.get(
-    "/api/status",
-    summary="A job's status, progress and per-store errors",
-    tags=["jobs"],
-    responses={200: json_content(JobStatus, "The job."), 400: BAD_REQUEST},
+@documented(
+    lambda schema: {
+        "responses": {
+            200: schema.json_content(schema.JobStatus, "The job."),
+            400: schema.json_content(schema.ErrorBody, BAD_REQUEST),
+        }
+    }
 )
+@app.get("/api/status", summary="A job's status, progress and per-store errors", tags=["jobs"])
 @tracer.capture_method(capture_response=False)
 def status(jobid: JobId):
     return json_response(200, job_status(jobid, jobs=kit.jobs()))
 
 
+@documented(
+    lambda schema: {
+        "responses": {
+            200: schema.json_content(schema.ResultsPage, "One page of results."),
+            400: schema.json_content(schema.ErrorBody, BAD_REQUEST),
+        }
+    }
+)
 @app.get(
     "/api/results",
     summary="A job's ended images, in submission order, paged; or as a live feed in the order they ended",
     tags=["jobs"],
-    responses={200: json_content(ResultsPage, "One page of results."), 400: BAD_REQUEST},
 )
 @tracer.capture_method(capture_response=False)
 def results(
@@ -72,7 +82,8 @@ def results(
     return json_response(200, job_results(jobid, limit, next_token, jobs=kit.jobs(), order=order, since=since))
 
 
-@app.get("/api/health", summary="Liveness", tags=["operations"], responses={200: json_content(Health, "Up.")})
+@documented(lambda schema: {"responses": {200: schema.json_content(schema.Health, "Up.")}})
+@app.get("/api/health", summary="Liveness", tags=["operations"])
 def health():
     return json_response(200, {"status": "ok"})
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from devkit.template import ROOT, TEMPLATE, Stack
 from tools import openapi
@@ -165,3 +169,24 @@ def test_fan_out_and_export_queues_fit_their_functions():
     assert s3 == {("s3:PutObject",): "${DataBucket.Arn}/uploads/*", ("s3:GetObject",): "${DataBucket.Arn}/exports/*"}
     rules = {r["Id"]: r for r in stack.resources["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
     assert rules["ExpireUploads"]["ExpirationInDays"] == {"Ref": "JobTtlDays"}  # a manifest is its job's image list
+
+
+@pytest.mark.parametrize("function", ["submit", "status", "jobs", "files", "reports"])
+def test_api_functions_build_no_openapi_models_at_init(function):
+    """Cold start: the OpenAPI bodies (pydantic models, 100-150 ms of INIT) are built only with the
+    document (retail_pulse/api/route_docs.py), and submit, which validates no parameter, loads no
+    pydantic at all. A fresh interpreter imports the handler as Lambda's INIT would."""
+    code = ROOT / "functions" / function
+    probe = "import sys, app; print(sorted(m for m in ('retail_pulse.api.schema', 'pydantic') if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(code), str(ROOT / "layers" / "common")])},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    assert "retail_pulse.api.schema" not in loaded
+    if function == "submit":
+        assert loaded == []
