@@ -8,10 +8,10 @@ from __future__ import annotations
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from stream_helpers import TABLE, create_table
 
 from local_stack import moto_patches
 
-TABLE = "responses"
 ITEM = {
     "pk": {"S": "JOB#1"},
     "sk": {"S": "R#0001"},
@@ -29,15 +29,7 @@ ITEM = {
 
 def calls(client) -> list:
     """Every fast-path action, with the options that shape their answers; errors recorded as such."""
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table()  # keyed like JobsTable (pk, sk); its stream changes no answer
     key = {"pk": ITEM["pk"], "sk": ITEM["sk"]}
     total = {"ReturnConsumedCapacity": "TOTAL"}
     steps = [
