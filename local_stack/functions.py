@@ -80,13 +80,17 @@ class _Worker:
         child.close()
         self.ready = False
         self.init_s: float | None = None  # the handler's import, as timed in the worker
+        # wait_warm (the stack's thread) and invoke (a poller's) may wait on one worker at once: only
+        # one may read the "ready" message, or the other would take the first invocation's answer.
+        self._ready_lock = threading.Lock()
 
     def wait_ready(self, timeout: float) -> bool:
         """Cold start: wait for the import to finish (not counted against the function's Timeout)."""
-        if not self.ready and self.conn.poll(timeout):
-            status, self.init_s = self.conn.recv()
-            self.ready = status == "ready"
-        return self.ready
+        with self._ready_lock:
+            if not self.ready and self.conn.poll(timeout):
+                status, self.init_s = self.conn.recv()
+                self.ready = status == "ready"
+            return self.ready
 
     def stop(self) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):
