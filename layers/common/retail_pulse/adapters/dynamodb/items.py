@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -20,14 +21,23 @@ def to_item(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    """Plain values of an item; numbers come back as int (or float), not Decimal."""
-    out = {}
-    for key, value in item.items():
-        plain = _deserializer.deserialize(value)
-        if hasattr(plain, "as_integer_ratio") and not isinstance(plain, (int, float)):
-            plain = int(plain) if plain == int(plain) else float(plain)
-        out[key] = plain
-    return out
+    """Plain values of an item; numbers come back as int (or float), not Decimal (nested ones stay
+    Decimal, as boto3 gives them)."""
+    return {key: _plain(value) for key, value in item.items()}
+
+
+def _plain(value: dict[str, Any]) -> Any:
+    # Strings and whole numbers, most of every item, without boto3's dispatch (a result page holds
+    # thousands of values); the rest as boto3 deserializes them.
+    if "S" in value:
+        return value["S"]
+    if "N" in value:
+        text = value["N"]
+        if text.isdigit() or (text[:1] == "-" and text[1:].isdigit()):
+            return int(text)
+        number = Decimal(text)
+        return int(number) if number == int(number) else float(number)
+    return _deserializer.deserialize(value)
 
 
 # -- item shapes ----------------------------------------------------------------------------------

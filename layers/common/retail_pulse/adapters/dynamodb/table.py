@@ -22,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
 from retail_pulse.adapters.dynamodb.items import from_item
+from retail_pulse.adapters.dynamodb.wire import take_items_from_json
 from retail_pulse.domain.retry import DEFAULT_WRITE_BUDGET_S, WRITE_RETRY, RetryPolicy
 from retail_pulse.ports import StorageRefused
 
@@ -63,6 +64,7 @@ class TableAccess:
             "dynamodb",
             config=Config(retries={"mode": "standard", "total_max_attempts": 3}, max_pool_connections=32),
         )
+        take_items_from_json(self.client)
         self.policy = policy
         # Refusals met since the caller last took them (for metrics and alarms): kind -> count.
         self._refusals: collections.Counter[str] = collections.Counter()
