@@ -317,12 +317,13 @@ class LimitsEngine:
                 response = call.execute(call.body)
             finally:
                 stop_metering()
-        total = sum(item_size(item) for item in reads)
+        sizes = [item_size(item) for item in reads]
+        total = sum(sizes)
         units = read_units(total, consistent)
         by_partition: dict[str, int] = {}
-        for item in reads:
+        for item, size in zip(reads, sizes, strict=True):
             partition = canonical(item.get(hash_key))
-            by_partition[partition] = by_partition.get(partition, 0) + item_size(item)
+            by_partition[partition] = by_partition.get(partition, 0) + size
         if not by_partition and probe:
             by_partition = {probe[0].partition: 0}
         actual = [

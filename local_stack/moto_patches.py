@@ -37,6 +37,7 @@ current process: the local stack's moto server, and the in-process tests and ben
 from __future__ import annotations
 
 import base64
+import bisect
 import contextlib
 import copy
 import functools
@@ -329,6 +330,8 @@ def _without_none(value: Any) -> Any:
 
 
 def _install_partition_query() -> None:
+    from moto.dynamodb.models import table as table_module
+    from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
 
     original_query = Table.query
@@ -339,7 +342,7 @@ def _install_partition_query() -> None:
     def query(self: Table, *args: Any, **kwargs: Any) -> Any:
         arguments = signature.bind(self, *args, **kwargs).arguments
         previous = getattr(_local, "query", None)
-        _local.query = (self, arguments.get("hash_key"), arguments.get("index_name"))
+        _local.query = (self, arguments)
         try:
             return original_query(self, *args, **kwargs)
         finally:
@@ -349,17 +352,97 @@ def _install_partition_query() -> None:
         querying = getattr(_local, "query", None)
         if querying is None or querying[0] is not self:
             return original_all_items(self)  # scans and the rest: moto's order (by key)
-        _, hash_key, index_name = querying
+        arguments = querying[1]
+        hash_key, index_name = arguments.get("hash_key"), arguments.get("index_name")
         if not self.range_key_attr:
             return list(self.items.values())
         if index_name is None and hash_key is not None:
             # Every item whose hash key equals the queried one is in its partition (moto filters on it).
             partition = self.items.get(hash_key, {})  # .get: no empty partition added to the defaultdict
-            return list(partition.values())
+            window = _key_window(self, partition, arguments, DynamoType)
+            return list(partition.values()) if window is None else window
         return [item for partition in self.items.values() for item in partition.values()]
 
     Table.query = query
     Table.all_items = all_items
+    table_module.copy = _QueryResultsNotCopied()
+
+
+class _QueryResultsNotCopied:
+    """moto's table module's `copy`: Table.query deep-copies the items it returns, so that a caller
+    changing them cannot change the table; moto's handlers only write them out (as the JSON of
+    `_install_dynamodb_responses` does), so during a Query the list is copied, not each item."""
+
+    copy = staticmethod(copy.copy)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict | None = None) -> Any:
+        if getattr(_local, "query", None) is not None and type(value) is list:
+            return list(value)
+        return copy.deepcopy(value, memo)
+
+
+# Sort-key conditions by the bounds they put on the key: (lower, upper) taken from the values.
+_KEY_BOUNDS = {
+    "=": (0, 0),
+    "EQ": (0, 0),
+    "<": (None, 0),
+    "<=": (None, 0),
+    "LT": (None, 0),
+    "LE": (None, 0),
+    ">": (0, None),
+    ">=": (0, None),
+    "GT": (0, None),
+    "GE": (0, None),
+    "BETWEEN": (0, 1),
+    "BEGINS_WITH": (0, None),
+}
+
+
+def _key_window(table: Any, partition: dict, arguments: dict, dynamo_type: type) -> list | None:
+    """The items of a table Query's partition that moto's loop can act on, in key order, or None
+    (all of them). moto walks the whole partition for every page: it skips what comes before the
+    ExclusiveStartKey one comparison at a time and tests the sort-key condition on every other
+    item, long after the page is full (a 3,000-item partition read 250 at a time: 2/3 of its time).
+    The window keeps the items within the condition's bounds (inclusive: moto still tests each) and
+    at or after the start key, plus the next item beyond them, which moto may need for its Limit
+    check (a full page followed by any item gets a LastEvaluatedKey). String sort keys only: their
+    order is Python's string order, as in moto."""
+    if (
+        table.range_key_type != "S"
+        or arguments.get("filter_kwargs")
+        or len(arguments.get("range_key_conditions") or []) > 1
+    ):
+        return None
+    lower = upper = None
+    comparison = arguments.get("range_comparison")
+    if comparison:
+        bounds = _KEY_BOUNDS.get(comparison.upper())
+        values = [value.value if value.type == "S" else None for value in arguments.get("range_objs") or []]
+        if bounds is None or not values or None in values:
+            return None
+        lower = None if bounds[0] is None else values[bounds[0]]
+        upper = None if bounds[1] is None else values[bounds[1]]
+    forward = arguments.get("scan_index_forward", True) is not False
+    start_key = arguments.get("exclusive_start_key")
+    if start_key:
+        start = (start_key.get(table.range_key_attr) or {}).get("S")
+        hash_value = start_key.get(table.hash_key_attr)
+        if start is None or hash_value is None or dynamo_type(hash_value) != arguments.get("hash_key"):
+            return None
+        if forward:
+            lower = start if lower is None else max(lower, start)
+        else:
+            upper = start if upper is None else min(upper, start)
+    ordered = sorted(partition.values(), key=lambda item: item.range_key.value)
+    keys = [item.range_key.value for item in ordered]
+    first = 0 if lower is None else bisect.bisect_left(keys, lower)
+    end = len(ordered) if upper is None else bisect.bisect_right(keys, upper)
+    if forward:
+        end += 1  # the next item beyond, if any
+    else:
+        first = max(0, first - 1)
+    return ordered[first:end]
 
 
 def _install_method_names() -> None:

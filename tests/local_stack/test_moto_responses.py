@@ -5,6 +5,8 @@ to equal answers."""
 
 from __future__ import annotations
 
+import copy
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -124,6 +126,7 @@ def calls(client) -> list:
             ]
         ),
         lambda: client.delete_item(TableName=TABLE, Key=key, ReturnValues="ALL_OLD", **total),
+        *key_window_calls(client),
     ]
     answers = []
     for step in steps:
@@ -135,6 +138,76 @@ def calls(client) -> list:
     return answers
 
 
+def key_window_calls(client) -> list:
+    """Queries of one partition by sort-key condition, start key, direction and Limit (moto_patches
+    reads only the window of keys they can reach): pages that end exactly at the last match, before
+    other keys or at the partition's end, and whole partitions paged both ways."""
+    pk = {"S": "PAGES"}
+    values = {":p": pk}
+
+    def page(condition: str = "", **kwargs):
+        expression = "pk = :p" + (f" AND {condition}" if condition else "")
+        return client.query(TableName=TABLE, KeyConditionExpression=expression, **kwargs)
+
+    def paged(limit: int, forward: bool, condition: str = "", more: dict | None = None) -> list:
+        answers, start = [], None
+        while True:
+            answer = page(
+                condition,
+                ExpressionAttributeValues=values | (more or {}),
+                Limit=limit,
+                ScanIndexForward=forward,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            answers.append(answer)
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                return answers
+
+    keys = [f"R#{i:04d}" for i in range(30)] + ["S#a", "S#b", "S#c", "T"]
+    s = lambda text: {"S": text}  # noqa: E731
+    return [
+        lambda: [client.put_item(TableName=TABLE, Item={"pk": pk, "sk": s(k), "n": {"N": str(len(k))}}) for k in keys],
+        lambda: page(
+            "sk BETWEEN :a AND :b", ExpressionAttributeValues=values | {":a": s("R#0005"), ":b": s("R#0014")}, Limit=10
+        ),
+        lambda: page(
+            "sk BETWEEN :a AND :b", ExpressionAttributeValues=values | {":a": s("R#0020"), ":b": s("R#0029")}, Limit=10
+        ),
+        lambda: page(
+            "sk BETWEEN :a AND :b", ExpressionAttributeValues=values | {":a": s("S#a"), ":b": s("T")}, Limit=4
+        ),
+        lambda: page("sk >= :a", ExpressionAttributeValues=values | {":a": s("R#0025")}, Limit=100),
+        lambda: page("sk > :a", ExpressionAttributeValues=values | {":a": s("R#0003x")}, Limit=2),
+        lambda: page("sk = :a", ExpressionAttributeValues=values | {":a": s("R#0003")}),
+        lambda: page("sk = :a", ExpressionAttributeValues=values | {":a": s("R#0003")}, Limit=1),
+        lambda: page(
+            "sk < :a",
+            ExpressionAttributeValues=values | {":a": s("R#0010")},
+            ExclusiveStartKey={"pk": pk, "sk": s("R#0007")},
+            ScanIndexForward=False,
+            Limit=4,
+        ),
+        lambda: page(
+            "sk <= :a",
+            ExpressionAttributeValues=values | {":a": s("R#0004")},
+            ScanIndexForward=False,
+            Limit=5,
+        ),
+        lambda: page("begins_with(sk, :a)", ExpressionAttributeValues=values | {":a": s("S#")}, Limit=3),
+        lambda: page(
+            "sk >= :a",
+            ExpressionAttributeValues=values | {":a": s("R#0020")},
+            ExclusiveStartKey={"pk": {"S": "JOB#1"}, "sk": s("R#0003")},  # another partition's key
+            Limit=3,
+        ),
+        lambda: paged(7, True),
+        lambda: paged(7, False),
+        lambda: paged(4, True, "sk BETWEEN :a AND :b", {":a": s("R#0008"), ":b": s("R#0016")}),
+        lambda: paged(3, False, "begins_with(sk, :a)", {":a": s("R#001")}),
+    ]
+
+
 def strip_metadata(answer):
     if isinstance(answer, list):
         return [strip_metadata(a) for a in answer]
@@ -143,11 +216,13 @@ def strip_metadata(answer):
 
 def run(monkeypatch, patched: bool) -> list:
     from moto import mock_aws
+    from moto.dynamodb.models import table as table_module
     from moto.dynamodb.models.table import Table
 
     monkeypatch.setattr(moto_patches, "FAST_JSON_ACTIONS", moto_patches.FAST_JSON_ACTIONS if patched else frozenset())
-    if not patched:  # moto's own query: the whole table, sorted
+    if not patched:  # moto's own query: the whole table, sorted, its results deep-copied
         monkeypatch.setattr(Table, "all_items", UNPATCHED_ALL_ITEMS)
+        monkeypatch.setattr(table_module, "copy", copy)
     with mock_aws():
         return calls(boto3.client("dynamodb", region_name="us-east-1"))
 
@@ -175,3 +250,9 @@ def test_direct_json_answers_as_motos_serialiser_does(monkeypatch):
     assert {item["pk"]["S"] for item in direct[11]["Items"]} == {"JOB#1"} and direct[11]["Count"] == 2
     assert direct[3]["error"]["Code"] == "ConditionalCheckFailedException"
     assert direct[18]["error"]["Code"] == "TransactionCanceledException"
+    windows = direct[20:]
+    assert [i["sk"]["S"] for i in windows[1]["Items"]] == [f"R#{i:04d}" for i in range(5, 15)]
+    assert "LastEvaluatedKey" in windows[1] and "LastEvaluatedKey" in windows[2]  # full pages, more keys after
+    assert windows[3]["Count"] == 4 and "LastEvaluatedKey" not in windows[3]  # the partition ends at the page
+    assert [len(p["Items"]) for p in windows[12]] == [7, 7, 7, 7, 6]  # 34 keys, every page
+    assert [i["sk"]["S"] for p in windows[13] for i in p["Items"]][:2] == ["T", "S#c"]
