@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from retail_pulse.ports import StoredFile
 
 CHUNK_BYTES = 1024 * 1024  # what one read of a streamed file returns
-PART_BYTES = 8 * 1024 * 1024  # a multipart upload's parts (S3: >= 5 MiB but the last)
+PART_BYTES = 5 * 1024 * 1024  # a multipart upload's parts: S3's least (but the last), 50 GiB in 10,000
 READ_ATTEMPTS = 5  # a stream broken mid-file is read on from where it broke
 
 
@@ -113,8 +113,9 @@ class MultipartWriter:
 
     def _upload_part(self) -> None:
         number = len(self.parts) + 1
+        # The buffer itself (botocore takes a bytearray): bytes(...) would hold the part twice.
         resp = self.client.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=bytes(self.buffer)
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=self.buffer
         )
         self.parts.append({"PartNumber": number, "ETag": resp["ETag"]})
         self.buffer.clear()

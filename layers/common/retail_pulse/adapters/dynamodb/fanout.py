@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from retail_pulse.adapters.dynamodb.items import from_item, manifest_errors, result_from_item, to_item
@@ -22,7 +23,8 @@ from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.fanout import ACCEPTED, ENQUEUING, ONGOING, FanOutJob
 from retail_pulse.domain.models import FailureThreshold, FinishedJob, ImageResult
 
-RESULT_PAGE = 250  # results held per partition while walking a job (16 partitions: 4,000 at most)
+RESULT_PAGE = 250  # results of a partition per read: a walk holds two pages of each (16 partitions: 8,000)
+PAGE_READERS = 4  # threads reading a walk's next pages
 OWNED = "#status = :ongoing AND fanout_owner = :owner"
 
 
@@ -226,19 +228,26 @@ class FanOutItems(TableAccess):
     ) -> Iterator[ImageResult | int]:
         """Results are spread over RESULT_SHARDS partitions in blocks (keys.result_pk); each partition
         holds its blocks in index order, so merging the partitions' ordered reads gives submission
-        order. Each partition is read RESULT_PAGE items at a time, when the merge needs them."""
-        # Each walk yields only keys (ints) or only results: merged by the same order.
-        walks: list[Iterator[Any]] = [
-            self._partition(job_id, shard, start, status, keys_only) for shard in range(RESULT_SHARDS)
-        ]
-        if keys_only:
-            yield from heapq.merge(*walks)
-        else:
-            yield from heapq.merge(*walks, key=lambda r: r.task.index)
+        order. Each partition is read RESULT_PAGE items at a time, its next page read (on a few
+        threads) while the merge takes from the one before: the walk waits for DynamoDB only when
+        the merge outruns it."""
+        with ThreadPoolExecutor(max_workers=PAGE_READERS, thread_name_prefix="results") as readers:
+            # Each walk yields only keys (ints) or only results: merged by the same order.
+            walks: list[Generator[Any, None, None]] = [
+                self._partition(readers, job_id, shard, start, status, keys_only) for shard in range(RESULT_SHARDS)
+            ]
+            try:
+                if keys_only:
+                    yield from heapq.merge(*walks)
+                else:
+                    yield from heapq.merge(*walks, key=lambda r: r.task.index)
+            finally:
+                for walk in walks:
+                    walk.close()  # cancels the pages read ahead
 
-    def _partition(
-        self, job_id: str, shard: int, start: int, status: str | None, keys_only: bool
-    ) -> Iterator[ImageResult | int]:
+    def _partition(  # noqa: PLR0917 - one partition's walk, as iter_results asked for it
+        self, readers: ThreadPoolExecutor, job_id: str, shard: int, start: int, status: str | None, keys_only: bool
+    ) -> Generator[ImageResult | int, None, None]:
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND sk >= :low",
@@ -251,10 +260,23 @@ class FanOutItems(TableAccess):
             kwargs["FilterExpression"] = "#status = :wanted"
             kwargs["ExpressionAttributeNames"] = {"#status": "status"}
             kwargs["ExpressionAttributeValues"].update(to_item({":wanted": status}))
-        while True:
-            resp = self.retrying(self.client.query, **kwargs)
-            for raw in resp.get("Items", []):
-                yield index_of(raw["sk"]["S"]) if keys_only else result_from_item(from_item(raw))
-            if "LastEvaluatedKey" not in resp:
-                return
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        page: Future | None = readers.submit(self._result_page, kwargs, keys_only)
+        try:
+            while page is not None:
+                results, last_key = page.result()
+                page = None
+                if last_key is not None:
+                    page = readers.submit(self._result_page, {**kwargs, "ExclusiveStartKey": last_key}, keys_only)
+                yield from results
+        finally:
+            if page is not None:
+                page.cancel()
+
+    def _result_page(self, kwargs: dict[str, Any], keys_only: bool) -> tuple[list[Any], dict | None]:
+        """One page of a partition, as results (the raw items, several times their size, let go here)."""
+        resp = self.retrying(self.client.query, **kwargs)
+        items = resp.get("Items", [])
+        results = (
+            [index_of(i["sk"]["S"]) for i in items] if keys_only else [result_from_item(from_item(i)) for i in items]
+        )
+        return results, resp.get("LastEvaluatedKey")
