@@ -61,6 +61,7 @@ class SqsSource:
     batch_size: int
     max_concurrency: int
     report_item_failures: bool
+    enabled: bool = True  # SAM's `Enabled`: a disabled event source mapping polls nothing
 
 
 @dataclass
@@ -380,6 +381,7 @@ class Stack:
                             batch_size=int(ev.get("BatchSize", 10)),
                             max_concurrency=int(self.resolve(ev.get("ScalingConfig", {}).get("MaximumConcurrency", 2))),
                             report_item_failures="ReportBatchItemFailures" in ev.get("FunctionResponseTypes", []),
+                            enabled=_true(self.resolve(ev.get("Enabled", True))),
                         )
                     )
                 elif event["Type"] == "DynamoDB":

@@ -149,7 +149,7 @@ class LocalStack:
 
     def _add_function(self, spec, raw_env: dict) -> None:
         env = self._function_env(spec.environment, raw_env)
-        sources = spec.sqs_sources
+        sources = [s for s in spec.sqs_sources if s.enabled]
         streams = [s for s in spec.stream_sources if s.enabled]
         concurrency = max([s.max_concurrency for s in sources] or [API_POOL_SIZE])
         if sources and self.options.max_concurrency:
