@@ -35,6 +35,14 @@ def test_queue_event_source_and_redrive():
     assert (source.queue, source.batch_size, source.report_item_failures) == ("ImageQueue", 10, True)
     scaling = stack.resources["ProcessImageFunction"]["Properties"]["Events"]["Images"]["Properties"]["ScalingConfig"]
     assert scaling["MaximumConcurrency"] == {"Ref": "ProcessImageMaxConcurrency"}
+    assert source.enabled
+    # ImageProcessingEnabled=false pauses every job: the mapping exists, disabled.
+    [paused] = (
+        Stack(parameters={"ImageProcessingEnabled": "false"})
+        .functions(resolve_environment=False)["ProcessImageFunction"]
+        .sqs_sources
+    )
+    assert (paused.queue, paused.enabled) == ("ImageQueue", False)
 
 
 def test_routes_and_layer():
