@@ -21,21 +21,13 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import WSGIRequestHandler, make_server
-
 from . import moto_state, presigned
 from .dynamodb_limits import DynamoDBLimits, LimitsConfig
 from .dynamodb_limits_adapters import LIMITS_PATH, LimitsMiddleware, limits_off_response
+from .keepalive import KeepAliveServer
 from .sqs import SqsError, SqsService
 
 STATE_PATH = "/_local/state"  # POST: save moto's state to its file (when it changed since the last save)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms ACK wait
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 DYNAMODB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "DescribeTimeToLive", "ListTables"}
@@ -218,7 +210,7 @@ def _buffer_body(environ: dict) -> None:
 
 def _serve_moto(host: str, port: int, conn, limits: LimitsConfig | None, state_file: Path | None) -> None:
     app = MotoApp(limits, state_file)
-    server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+    server = KeepAliveServer(host, port, app)
     conn.send((server.port, app.restored))
 
     def exit_with_parent() -> None:
@@ -270,7 +262,7 @@ class AwsEndpoint:
         )
         self._moto_process.start()
         sqs_app = SqsApp(SqsService(""))
-        self._sqs_server = make_server(host, 0, sqs_app, threaded=True, request_handler=_QuietHandler)
+        self._sqs_server = KeepAliveServer(host, 0, sqs_app)
         self.sqs_url = f"http://{host}:{self._sqs_server.port}"
         self.sqs = sqs_app.sqs
         self.sqs.base_url = self.sqs_url
