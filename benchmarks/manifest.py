@@ -1,14 +1,16 @@
 """Jobs of any size, measured on the local stack (a subprocess, driven over HTTP as a client would):
 
-1. A 1,000,000-image manifest job: submit latency, the fan-out's enqueue rate, status latency while
-   it runs (processing runs meanwhile, as it would; the job is cancelled once measured).
+1. A 1,000,000-image manifest job, twice: with processing paused (ImageProcessingEnabled=false: the
+   fan-out has the machine to itself, as an invocation has its own CPU on AWS), then with processing
+   running on the same two cores: submit latency, the fan-out's enqueue rate, status latency while
+   it runs (the job is cancelled once measured).
 2. Export of a 50,000-result job: time until ready; the exporting code's peak RSS for a 5,000- and a
    50,000-result job (each in a fresh process, against the same local AWS endpoint).
 3. A 5,000-image job with the real 0.1-0.4 s delay, end to end: inline, then as a manifest.
 
 Writes the section "## Manifests and exports" of BENCHMARKS.md (the rest of the file is kept).
 
-    .venv/bin/python benchmarks/manifest.py            # everything (~15 min on 2 cores)
+    .venv/bin/python benchmarks/manifest.py            # everything (~40 min on 2 cores)
     .venv/bin/python benchmarks/manifest.py --quick    # smaller jobs, a smoke run
 """
 
@@ -100,13 +102,20 @@ def wait(stack: RunningStack, job_id: str, timeout: float, interval: float = 0.1
 
 
 # -- 1. a 1,000,000-image manifest ----------------------------------------------------------------------
-def million(host: UniformImageHost, log_dir: Path, images: int, window_s: float = 1800) -> tuple[list[Row], list[str]]:
+def million(
+    host: UniformImageHost, log_dir: Path, images: int, window_s: float = 1800, *, processing: bool = True
+) -> tuple[list[Row], list[str]]:
     """`window_s`: how long the enqueuing phase is watched at most; a fan-out still enqueuing then has
-    its rate measured over what was observed (said in the notes), and the job is cancelled."""
+    its rate measured over what was observed (said in the notes), and the job is cancelled.
+    `processing` False: the stack runs with ImageProcessingEnabled=false (the image queue's event
+    source mapping disabled), so the fan-out has the machine to itself, as each Lambda invocation has
+    its own CPU on AWS; True: process_image takes the images as they come, on the same two cores."""
     path = log_dir / "million.csv"
     size = write_csv(path, host, images)
-    stack = start_local_stack(log_dir, "--warm", "4", startup_timeout=STARTUP_S)
-    notes = []
+    overrides = () if processing else ("--parameter-overrides", "ImageProcessingEnabled=false")
+    stack = start_local_stack(log_dir, "--warm", "4", *overrides, startup_timeout=STARTUP_S)
+    notes = [] if processing else ["processing paused: ImageProcessingEnabled=false"]
+    where = "processing running" if processing else "processing paused"
     try:
         upload_id, upload_s = upload(stack, path)
         notes.append(
@@ -154,9 +163,9 @@ def million(host: UniformImageHost, log_dir: Path, images: int, window_s: float 
         stack.stop()
         path.unlink(missing_ok=True)
     rows = [
-        Row(f"{images:,}-image manifest: submit answered in", submit_s, 1.0, "s"),
+        Row(f"{images:,}-image manifest ({where}): submit answered in", submit_s, 1.0, "s"),
         Row(
-            f"{images:,}-image manifest: fan-out enqueue rate (local stack, processing running)",
+            f"{images:,}-image manifest: fan-out enqueue rate (local stack, {where})",
             enqueue_rate,
             5000,
             "images/s",
@@ -164,7 +173,7 @@ def million(host: UniformImageHost, log_dir: Path, images: int, window_s: float 
             note=f"over {enqueue_s:.1f} s of the enqueuing phase" + ("" if finished else " (not finished)"),
         ),
         Row(
-            f"status while the fan-out runs, median of {len(latencies)}",
+            f"status while the fan-out runs ({where}), median of {len(latencies)}",
             statistics.median(latencies) * 1000,
             50,
             "ms",
@@ -383,10 +392,13 @@ def main() -> int:
     rows: list[Row] = []
     notes: list[str] = []
     if "million" in parts:
-        r, n = million(host, log_dir, 50_000 if args.quick else 1_000_000, args.enqueue_window)
-        rows += r
-        notes += n
-        print(*[x.line() for x in r], *n, sep="\n", flush=True)  # kept if a later part fails
+        for processing in (False, True):
+            r, n = million(
+                host, log_dir, 50_000 if args.quick else 1_000_000, args.enqueue_window, processing=processing
+            )
+            rows += r
+            notes += n
+            print(*[x.line() for x in r], *n, sep="\n", flush=True)  # kept if a later part fails
     if "exports" in parts:
         r, n = exports(host, log_dir, 5_000 if args.quick else 50_000, 500 if args.quick else 5_000)
         rows += r
