@@ -307,7 +307,7 @@ def exports(host: UniformImageHost, log_dir: Path, big: int, small: int) -> tupl
                 10,
                 "MiB more",
                 note=f"{measured[small]['rss_peak_kb'] / 1024:.0f} -> {measured[big]['rss_peak_kb'] / 1024:.0f} MiB: "
-                "flat (a bounded page per partition, one 8 MiB part)",
+                "flat (two bounded pages per partition, one 5 MiB part)",
             )
         )
     finally:
