@@ -21,8 +21,10 @@ current process: the local stack's moto server, and the in-process tests and ben
   botocore shapes, and every status poll and results page waited for it in moto's one line.
 - **Query**: moto's Table.query starts from `all_items()`, every item of the table sorted by key,
   and keeps the queried partition's: each status poll and results page sorted the whole table (a
-  5,000-image job's table: ~0.5 s per Query). A query of the table now starts from its partition
-  only, and one of an index from the items unsorted (moto sorts what it keeps either way).
+  5,000-image job's table: ~0.5 s per Query). A query of the table now starts from the window of
+  its partition that its sort-key condition and start key can reach (`_key_window`), and one of an
+  index from the items unsorted (moto sorts what it keeps either way). moto deep-copies each item a
+  Query returns; its handlers only write them out, so the list is copied instead.
 - **Dispatch**: moto lists a handler class's methods (`inspect.getmembers`) on every request; the
   list is made once per class.
 - **Server dispatch**: moto's server lists its own package directory (a stat per entry) on every
