@@ -29,6 +29,21 @@ SHARED_STORE_MASTER = ROOT.parent / "shared" / "data" / "StoreMasterAssignment.c
 __all__ = ["ImageServer", "LambdaContext", "load_function", "make_image"]  # tests import them from here
 
 
+def create_keyed_table(name: str, stream_view: str | None = None) -> None:
+    """A moto table keyed like JobsTable (pk, sk), with a stream of `stream_view` if given."""
+    stream = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": stream_view}} if stream_view else {}
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        **stream,
+    )
+
+
 def api_event(method: str, path: str, *, body: str | None = None, query: dict | None = None, headers=None) -> dict:
     event = json.loads((EVENTS / "api_gateway_rest_proxy.json").read_text())
     event["httpMethod"] = event["requestContext"]["httpMethod"] = method

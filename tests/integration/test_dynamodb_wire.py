@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from harness import create_keyed_table
 from moto import mock_aws
 
 from retail_pulse.adapters.dynamodb.table import TableAccess
@@ -57,16 +58,8 @@ def reads(client) -> list:
 @pytest.fixture
 def table(aws_env):
     with mock_aws():
+        create_keyed_table(TABLE)
         client = boto3.client("dynamodb")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
         for i in range(10):
             client.put_item(TableName=TABLE, Item={"pk": {"S": "P"}, "sk": {"S": f"{i:04d}"}, **TEXT_ITEM})
         client.put_item(TableName=TABLE, Item={"pk": {"S": "BIN"}, "sk": {"S": "0"}, **BINARY_ITEM})

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from harness import create_keyed_table
 
 from devkit.streams import StreamPump, streams_client
 
@@ -14,18 +15,8 @@ TABLE = "events"
 
 def create_table(view: str = "NEW_IMAGE") -> str:
     """A table keyed like JobsTable (pk, sk) with a stream; returns the stream ARN."""
-    ddb = boto3.client("dynamodb")
-    ddb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": view},
-    )
-    return ddb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    create_keyed_table(TABLE, stream_view=view)
+    return boto3.client("dynamodb").describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
 
 
 def put_images(start: int, count: int, job: str = "JOB#1") -> None:
