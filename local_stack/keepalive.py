@@ -4,9 +4,9 @@ werkzeug's development server ends every answer with `Connection: close`, so eac
 TCP connection and closed it: a fifth of the fan-out's CPU (SendMessageBatch calls from 16 threads)
 went to connecting and closing. This one serves a WSGI app from http.server's threading server: the
 request's body is read by its Content-Length, the app's whole answer is sent with its length, and the
-connection stays open for the client's next call (until the client closes it). The body is read
-whole before the app runs (in memory, or a temporary file past SPOOL_BYTES), so nothing of it is
-left on the connection whatever the app reads.
+connection stays open for the client's next call (until the client closes it). The body (of a
+Content-Length, or chunked) is read whole before the app runs (in memory, or a temporary file past
+SPOOL_BYTES), so nothing of it is left on the connection whatever the app reads.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote
 
 WsgiApp = Callable[[dict, Callable[..., Any]], Any]
@@ -44,20 +44,13 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _serve(self) -> None:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            self.send_error(411, "Length Required")  # the SDKs send a Content-Length
-            self.close_connection = True
-            return
-        length = int(self.headers.get("Content-Length") or 0)
         body = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - the app reads it
-        left = length
-        while left:
-            chunk = self.rfile.read(min(left, 1024 * 1024))
-            if not chunk:
-                self.close_connection = True  # the client went away mid-body
-                return
-            body.write(chunk)
-            left -= len(chunk)
+        chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+        if not (self._read_chunked(body) if chunked else self._read_length(body)):
+            self.close_connection = True  # the client went away mid-body
+            body.close()
+            return
+        length = body.tell()
         body.seek(0)
         path, _, query = self.path.partition("?")
         environ: dict[str, Any] = {
@@ -81,7 +74,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
         for name in self.headers:
             key = "HTTP_" + name.upper().replace("-", "_")
-            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+            # The body is handed over decoded, with its length: no transfer coding is left to undo.
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING"):
                 environ[key] = ",".join(self.headers.get_all(name) or [])
         answer: list[Any] = []
 
@@ -112,5 +106,33 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(data)
+
+    def _read_length(self, body: IO[bytes]) -> bool:
+        left = int(self.headers.get("Content-Length") or 0)
+        while left:
+            chunk = self.rfile.read(min(left, 1024 * 1024))
+            if not chunk:
+                return False
+            body.write(chunk)
+            left -= len(chunk)
+        return True
+
+    def _read_chunked(self, body: IO[bytes]) -> bool:
+        """A body sent as `Transfer-Encoding: chunked` (RFC 9112 7.1), trailers skipped."""
+        while True:
+            size_line = self.rfile.readline(1024)
+            if not size_line:
+                return False
+            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                break
+            chunk = self.rfile.read(size)
+            if len(chunk) < size:
+                return False
+            body.write(chunk)
+            self.rfile.readline(8)  # the CRLF after the chunk
+        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+            pass
+        return True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _serve

@@ -1,6 +1,6 @@
 """The local AWS endpoints' server keeps a connection open across requests (as AWS's endpoints do):
 each answer carries its length, a body is read whole whatever the app reads of it, a HEAD keeps the
-length a GET would have, and a chunked upload is refused (the SDKs send a length)."""
+length a GET would have, and a chunked body is read whole too."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from local_stack.keepalive import KeepAliveServer
 
 def app(environ, start_response):
     body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"] or 0) // 2)  # reads half the body
+    assert "HTTP_TRANSFER_ENCODING" not in environ  # the body comes decoded, with its length
     answer = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']} {environ['QUERY_STRING']} {len(body)}".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "1234"), ("Connection", "close")])
     return [answer[:5], answer[5:]]
@@ -48,7 +49,9 @@ def test_one_connection_serves_many_requests(server):
     assert (head.read(), head.getheader("Content-Length")) == (b"", "1234")
 
 
-def test_a_chunked_body_is_refused(server):
+def test_a_chunked_body_is_read_whole(server):
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-    connection.request("PUT", "/upload", body=iter([b"abc"]), encode_chunked=True)
-    assert connection.getresponse().status == 411
+    for _ in range(2):  # the connection is clean after it: a second request on it is answered
+        connection.request("PUT", "/upload", body=iter([b"abc", b"x" * 100_000, b"defg"]), encode_chunked=True)
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (200, b"PUT /upload  50003")
