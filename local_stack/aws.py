@@ -14,7 +14,6 @@ import io
 import json
 import multiprocessing
 import os
-import tempfile
 import threading
 import time
 from collections import deque
@@ -177,8 +176,6 @@ class MotoApp:
                 status, body = refused
                 start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
                 return [body]
-        if not target and environ.get("REQUEST_METHOD") in ("PUT", "POST"):
-            _buffer_body(environ)  # a client's upload is read before the lock, at the client's pace
         read = is_read(environ)
         try:
             if self.limits is not None and self.limits.serves(environ):
@@ -188,24 +185,6 @@ class MotoApp:
         finally:
             if not read:
                 self._changed = True  # after the write: a save under the lock before it includes it
-
-
-def _buffer_body(environ: dict) -> None:
-    """The request's body read into memory (or a temporary file past 16 MiB) before moto's write lock
-    is taken: a slow upload (a manifest from a browser) must not hold every DynamoDB write meanwhile."""
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    if not length:
-        return
-    spooled = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - moto reads it later
-    source, left = environ["wsgi.input"], length
-    while left:
-        chunk = source.read(min(left, 1024 * 1024))
-        if not chunk:
-            break
-        spooled.write(chunk)
-        left -= len(chunk)
-    spooled.seek(0)
-    environ["wsgi.input"] = spooled
 
 
 def _serve_moto(host: str, port: int, conn, limits: LimitsConfig | None, state_file: Path | None) -> None:

@@ -6,7 +6,8 @@ went to connecting and closing. This one serves a WSGI app from http.server's th
 request's body is read by its Content-Length, the app's whole answer is sent with its length, and the
 connection stays open for the client's next call (until the client closes it). The body (of a
 Content-Length, or chunked) is read whole before the app runs (in memory, or a temporary file past
-SPOOL_BYTES), so nothing of it is left on the connection whatever the app reads.
+SPOOL_BYTES), so nothing of it is left on the connection whatever the app reads, and a slow upload
+(a manifest from a browser) is read at the client's pace before moto's write lock is taken.
 """
 
 from __future__ import annotations
