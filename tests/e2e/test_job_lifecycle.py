@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from harness import make_image
+from reliability import record
 
 from retail_pulse_cli.__main__ import main as cli_main
 
@@ -128,12 +129,23 @@ def test_retry_of_a_404_image_once_it_exists(local_stack, image_server, capsys):
         [{"store_id": "RP00010", "image_url": [ok, late], "visit_time": "2024-03-15T10:00:00Z"}]
     )
     assert local_stack.wait(job_id)["status"] == "failed"
+    area = local_stack.get("/api/stores", q="RP00010").json()["results"][0]["area"]
+
+    def store_report() -> dict:
+        return local_stack.get("/api/reports/stores", area=area, storeid="RP00010").json()["stores"][0]
+
+    before = store_report()
     image_server.add("/e2e-lifecycle/late.jpg", make_image("JPEG", 7, 3))
     response = local_stack.post(f"/api/jobs/retry?jobid={job_id}", None)
     assert response.status_code == 201, response.text
     retry_id = response.json()["job_id"]
     retried = local_stack.wait(retry_id)
     assert retried["status"] == "completed" and retried["retry_of"] == job_id
+    # The retry counts no new visit and no new image: the image moves from failed to succeeded.
+    after = store_report()
+    moved = {k: after[k] - before[k] for k in ("visits", "images", "failed_images")}
+    assert moved == {"visits": 0, "images": 0, "failed_images": -1}, (before, after)
+    record("retry of a failed image: the store's report moves it from failed to succeeded, never doubles", cases=1)
     assert retried["progress"] == {"total": 1, "processed": 1, "succeeded": 1, "failed": 0}
     assert local_stack.get("/api/status", jobid=job_id).json()["retried_by"] == retry_id
     assert [r["perimeter"] for r in local_stack.results(retry_id)] == [20]
