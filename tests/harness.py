@@ -29,10 +29,11 @@ SHARED_STORE_MASTER = ROOT.parent / "shared" / "data" / "StoreMasterAssignment.c
 __all__ = ["ImageServer", "LambdaContext", "load_function", "make_image"]  # tests import them from here
 
 
-def create_keyed_table(name: str, stream_view: str | None = None) -> None:
-    """A moto table keyed like JobsTable (pk, sk), with a stream of `stream_view` if given."""
+def create_keyed_table(name: str, stream_view: str | None = None, client=None) -> None:
+    """A table keyed like JobsTable (pk, sk), with a stream of `stream_view` if given, through
+    `client` (default: the in-process moto's)."""
     stream = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": stream_view}} if stream_view else {}
-    boto3.client("dynamodb").create_table(
+    (client or boto3.client("dynamodb")).create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[

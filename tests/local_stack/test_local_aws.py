@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from harness import create_keyed_table
 
 from local_stack.aws import AwsEndpoint
 
@@ -18,15 +19,7 @@ def dynamodb():
         aws_access_key_id="x",
         aws_secret_access_key="x",  # noqa: S106 - the local endpoint takes any
     )
-    client.create_table(
-        TableName="t",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_keyed_table("t", client=client)
     yield client
     endpoint.stop()
 
