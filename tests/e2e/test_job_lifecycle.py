@@ -145,7 +145,6 @@ def test_retry_of_a_404_image_once_it_exists(local_stack, image_server, capsys):
     after = store_report()
     moved = {k: after[k] - before[k] for k in ("visits", "images", "failed_images")}
     assert moved == {"visits": 0, "images": 0, "failed_images": -1}, (before, after)
-    record("retry of a failed image: the store's report moves it from failed to succeeded, never doubles", cases=1)
     assert retried["progress"] == {"total": 1, "processed": 1, "succeeded": 1, "failed": 0}
     assert local_stack.get("/api/status", jobid=job_id).json()["retried_by"] == retry_id
     assert [r["perimeter"] for r in local_stack.results(retry_id)] == [20]
@@ -156,6 +155,7 @@ def test_retry_of_a_404_image_once_it_exists(local_stack, image_server, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in lines] == [[retry_id, "completed"], [job_id, "failed"]]
     assert cli_main(["--base-url", local_stack.url, "retry", job_id]) == 2  # 409: already retried
+    record("retry of a failed image: the store's report moves it from failed to succeeded, never doubles", cases=1)
 
 
 def test_one_signed_callback_and_one_topic_message_per_job(local_stack, server):
