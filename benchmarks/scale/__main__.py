@@ -162,9 +162,11 @@ def main() -> int:
         progress = "" if i == len(runs) else f" **Interrupted: {i} of {len(runs)} runs done.**"
         head = header(started, time.monotonic() - clock, capacity, args.quick, progress)
         output.write_text(render(results, head, notes))
-    print(f"written to {output}")
+    print(f"written to {output}", flush=True)
     return 0 if all(met for *_, met in targets(results)) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # os._exit: the invocations of a run stopped at its time limit may still be running, and the
+    # interpreter would wait for their threads at exit.
+    os._exit(main())

@@ -140,12 +140,15 @@ class SqsEventSource:
         self._thread = threading.Thread(target=self._dispatch, name=f"{self.name}-poller", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop receiving; with `wait`, return once every invocation in flight has ended. A run stopped
+        at its time limit does not wait: on a starved machine its 1,000 invocations in flight could
+        take longer than the run itself (what it reports is then marked as not final anyway)."""
         self._stop.set()
         if self._thread:
             self._thread.join()
         if self._pool:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
     def idle(self) -> bool:
         with self._lock:
@@ -222,10 +225,11 @@ class StreamConsumers:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
         self._stop.set()
-        for thread in self._threads:
-            thread.join()
+        if wait:
+            for thread in self._threads:
+                thread.join()
 
     def drained(self) -> bool:
         return (
@@ -253,10 +257,23 @@ class Runner:
         streams: StreamConsumers | None,
         jobs_ended: Callable[[], bool],
         limits: RunLimits,
+        *,
+        progress: Callable[[str], None] | None = None,
+        progress_every_s: float = 60.0,
     ) -> None:
         self.clock, self.sources, self.streams = clock, sources, streams
         self.jobs_ended, self.limits = jobs_ended, limits
+        self.progress, self.progress_every_s = progress, progress_every_s
         self.outcome = "running"
+
+    def _report(self, wall_s: float) -> None:
+        if self.progress is None:
+            return
+        parts = [f"wall {wall_s:,.0f} s, modelled {self.clock.now():,.1f} s"]
+        for s in self.sources:
+            visible, in_flight = s.queue.counts()
+            parts.append(f"{s.name}: {s.stats.deleted:,} done, {visible:,} visible, {in_flight:,} in flight")
+        self.progress("; ".join(parts))
 
     def _quiet(self) -> bool:
         if not all(s.idle() and s.function.busy == 0 for s in self.sources):
@@ -265,6 +282,7 @@ class Runner:
 
     def run(self) -> str:
         started = time.monotonic()
+        reported = started
         for s in self.sources:
             s.start()
         if self.streams:
@@ -272,7 +290,11 @@ class Runner:
         try:
             while True:
                 time.sleep(0.1)
-                if time.monotonic() - started > self.limits.wall_s or self.clock.now() > self.limits.modelled_s:
+                now = time.monotonic()
+                if now - reported >= self.progress_every_s:
+                    self._report(now - started)
+                    reported = now
+                if now - started > self.limits.wall_s or self.clock.now() > self.limits.modelled_s:
                     self.outcome = "stopped at the run's time limit"
                     return self.outcome
                 counts = [s.queue.counts() for s in self.sources]
@@ -288,7 +310,8 @@ class Runner:
                 if waits and self._quiet() and not any(s.queue.counts()[0] for s in self.sources):
                     self.clock.skip(max(0.0, min(waits)) + 0.001)
         finally:
+            wait = self.outcome == "completed"  # else invocations may still be running: leave them
             for s in self.sources:
-                s.stop()
+                s.stop(wait)
             if self.streams:
-                self.streams.stop()
+                self.streams.stop(wait)
