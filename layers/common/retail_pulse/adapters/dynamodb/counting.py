@@ -14,7 +14,6 @@ consumers of different shards rarely hold the same item; a report sums its shard
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -73,6 +72,9 @@ class ResultCounting(TableAccess):
         a reader of the feed pages (consistent Query) never sees a later page without the earlier
         ones: no gaps. A job whose condition failed because another run moved its feed first is read
         again and the transaction retried; one that is no longer live is reported in `ended_jobs`."""
+        # Another shard's run of the job committed first: back off as for a conflict (a refused
+        # condition is charged like a write, so racing again at once costs capacity).
+        pauses = self.policy.delays(deadline)
         while True:
             states = self._feed_states(sorted(tally.jobs), deadline)
             ended = {job_id for job_id in tally.jobs if states.get(job_id, (None, 0))[0] not in LIVE_STATUSES}
@@ -81,9 +83,10 @@ class ResultCounting(TableAccess):
             outcome = self._transact(stream_shard, first_seq, last_seq, tally, states, deadline)
             if outcome is not None:
                 return outcome
-            if time.monotonic() >= deadline:
+            pause = next(pauses, None)
+            if pause is None:
                 raise StorageRefused("the results feed of a job kept moving under this run until the deadline")
-            time.sleep(random.uniform(0.005, 0.05))  # another shard's run of the job committed first
+            time.sleep(pause)
 
     def _feed_states(self, job_ids: list[str], deadline: float) -> dict[str, tuple[str, int]]:
         """(status, feed_seq) of each job, read consistently (absent: unknown job)."""
