@@ -133,16 +133,20 @@ class Handlers:
         self.submit.idempotent_submit.cache_clear()
 
     def api(self, method: str, path: str, *, body=None, query=None, headers=None) -> tuple[int, dict]:
-        if body is not None and not isinstance(body, str):
-            body = json.dumps(body)
-        event = api_event(method, path, body=body, query=query, headers=headers)
         # The stream consumer runs in the background on AWS (about a second behind): here it catches
         # up before each request, so what a test reads follows from what it wrote.
         self.pump_streams()
+        response = self.raw_api(method, path, body=body, query=query, headers=headers)
+        return response["statusCode"], json.loads(response["body"])
+
+    def raw_api(self, method: str, path: str, *, body=None, query=None, headers=None) -> dict:
+        """The function's whole proxy response (status, headers, body) to one API Gateway event."""
+        if body is not None and not isinstance(body, str):
+            body = json.dumps(body)
+        event = api_event(method, path, body=body, query=query, headers=headers)
         route, _, _ = self.routes.match(method, path)
         assert route is not None, f"no route for {method} {path} in template.yaml"
-        response = route.target.lambda_handler(event, LambdaContext())
-        return response["statusCode"], json.loads(response["body"])
+        return route.target.lambda_handler(event, LambdaContext())
 
     def submit_job(self, visits: list[dict]) -> str:
         status, body = self.api("POST", "/api/submit", body={"count": len(visits), "visits": visits})

@@ -153,3 +153,25 @@ def test_a_throttled_read_of_the_jobs_does_not_send_the_batch_back(stack, png, m
     _, job = stack.api("GET", "/api/status", query={"jobid": job_id})
     assert job["status"] == "completed"
     record("DynamoDB throttling the batch's read of its jobs: processed anyway", cases=1)
+
+
+def test_an_api_request_dynamodb_keeps_refusing_answers_503_json_with_retry_after(stack, png, monkeypatch, no_backoff):
+    visit = {"store_id": "RP00001", "image_url": [png], "visit_time": "2024-03-15T10:00:00Z"}
+    job_id = stack.submit_job([visit])
+    jobs = handler_kit.jobs()
+    for operation in ("get_item", "put_item", "batch_write_item"):
+        refused, _ = throttle(jobs.client, operation)
+        monkeypatch.setattr(jobs.client, operation, refused)
+    stack.pump_streams()
+    answers = {
+        "status": stack.raw_api("GET", "/api/status", query={"jobid": job_id}),
+        "submit": stack.raw_api("POST", "/api/submit", body={"count": 1, "visits": [visit]}),
+    }
+    for name, response in answers.items():
+        assert response["statusCode"] == 503, (name, response)
+        assert response["multiValueHeaders"]["Retry-After"] == ["2"], name
+        assert "try again" in json.loads(response["body"])["error"], name
+    monkeypatch.undo()
+    status, job = stack.api("GET", "/api/status", query={"jobid": job_id})
+    assert status == 200 and job["status"] == "ongoing"  # the refused requests changed nothing
+    record("DynamoDB refusing an API request past its budget: 503 JSON with Retry-After, not a 502", cases=2)

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from retail_pulse.domain.errors import DomainError, InvalidRequest
+from retail_pulse.ports import StorageRefused
 
 # Request headers a browser may send to the API (Powertools adds Content-Type, X-Api-Key and AWS's own).
 CORS_ALLOW_HEADERS = ["Content-Type", "x-api-key", "Idempotency-Key"]
@@ -116,6 +117,9 @@ def validation_message(exc: RequestValidationError) -> str:
     return f"{field_path(first.get('loc', ()))}: {problem}"
 
 
+STORAGE_RETRY_AFTER_S = 2
+
+
 def register_error_handlers(app: APIGatewayRestResolver, logger) -> None:
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response:
@@ -129,6 +133,14 @@ def register_error_handlers(app: APIGatewayRestResolver, logger) -> None:
         message = validation_message(exc)
         logger.info("request rejected", extra={"status": 400, "error": message})
         return json_response(400, {"error": message})
+
+    # DynamoDB kept refusing (throttles, conflicts) until the request's budget ran out: an
+    # infrastructure fault, not the client's, and one that passes. Without this it is a 502.
+    @app.exception_handler(StorageRefused)
+    def _storage_refused(exc: StorageRefused) -> Response:
+        logger.warning("storage refused the request", extra={"status": 503, "error": str(exc)})
+        body = {"error": "the service is busy: our storage refused the request; try again shortly"}
+        return json_response(503, body, headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)})
 
     @app.not_found
     def _not_found(_exc: Exception) -> Response:
