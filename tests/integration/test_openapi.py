@@ -31,7 +31,12 @@ def test_document_describes_every_route_with_its_error_responses():
     assert sorted(paths["/api/results/export"]) == ["get", "post"]
     assert "202" in paths["/api/results/export"]["post"]["responses"]
     for path in ("/api/status", "/api/results"):
-        assert sorted(paths[path]["get"]["responses"]) == ["200", "400"]
+        assert sorted(paths[path]["get"]["responses"]) == ["200", "400", "503"]
+    # A route DynamoDB refuses past its budget answers 503 (api/responses.py): documented beside its 400.
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            if "400" in operation["responses"]:
+                assert "Retry-After" in operation["responses"]["503"]["description"], (method, path)
     limit = next(p for p in paths["/api/results"]["get"]["parameters"] if p["name"] == "limit")
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 1000)
     for route in ("/api/health", "/api/openapi.json", "/api/docs"):

@@ -49,4 +49,21 @@ def apply_route_docs(app: Any) -> None:
             raise ValueError(f"{route.method} {route.path}: not route docs: {sorted(unknown)}")
         for key, value in values.items():
             setattr(route, key, value)
+        route.responses = with_storage_busy(route.responses or {}, schema)
         route._dependant = None  # computed from the responses: again, with them
+
+
+STORAGE_BUSY = (
+    "The service is busy: DynamoDB kept refusing the request (throttling) until its budget ran out."
+    " Nothing is wrong with the request: send it again after `Retry-After` seconds."
+)
+
+
+def with_storage_busy(responses: dict, schema: ModuleType) -> dict:
+    """Every route may answer 503 when our storage refuses it (api/responses.py): documented on each,
+    beside a route's own 503 where it has one."""
+    own = responses.get(503)
+    if own is None:
+        return {**responses, 503: schema.json_content(schema.ErrorBody, STORAGE_BUSY)}
+    model = own["content"]["application/json"]["model"] | schema.ErrorBody
+    return {**responses, 503: schema.json_content(model, f"{own['description']} Or: {STORAGE_BUSY}")}
