@@ -107,6 +107,19 @@ def header(
     ]
 
 
+def _resized(spec, factor: float | None, jobs: int | None, size: int | None):
+    """An experiment's run: F and size overridden; "shortened" unless that is the scenario's own size."""
+    jobs, size = jobs or spec.jobs, size or spec.images_per_job
+    full = (jobs, size) == (spec.scenario.jobs, spec.scenario.images_per_job)
+    return replace(
+        spec,
+        factor=factor or spec.factor,
+        jobs=jobs,
+        images_per_job=size,
+        shortened="" if full else spec.shortened or "experiment",
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
@@ -131,16 +144,7 @@ def main() -> int:
     runs = plan(quick=args.quick, only=args.only)
     if args.factor or args.size:
         jobs, size = (int(n) for n in args.size.split("x")) if args.size else (None, None)
-        runs = [
-            replace(
-                spec,
-                factor=args.factor or spec.factor,
-                jobs=jobs or spec.jobs,
-                images_per_job=size or spec.images_per_job,
-                shortened=spec.shortened or "experiment",
-            )
-            for spec in runs
-        ]
+        runs = [_resized(spec, args.factor, jobs, size) for spec in runs]
     results = {}
     notes = FINDINGS.read_text().splitlines() if FINDINGS.exists() and not args.quick else []
     output.parent.mkdir(parents=True, exist_ok=True)

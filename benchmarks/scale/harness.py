@@ -27,6 +27,7 @@ from local_stack.event_source import sqs_record
 from local_stack.sqs import Message, Queue
 
 Handler = Callable[[dict, Any], Any]
+DISPATCH_SLOTS_MAX = 100  # invocation slots one receive fills at most (1,000 messages)
 
 
 class ModelClock:
@@ -155,17 +156,24 @@ class SqsEventSource:
             return self.in_flight == 0
 
     def _dispatch(self) -> None:
+        # Lambda polls with many pollers at once; this one thread stands in for them, so it takes
+        # every free invocation slot's batch in one receive: when 1,000 invocations end together,
+        # refilling them one receive at a time (each waiting for the interpreter) lagged by seconds.
         while not self._stop.is_set():
             if not self._permits.acquire(timeout=0.2):
                 continue
-            messages = self.queue.receive(self.batch_size, wait=0.5)  # long polling, modelled seconds
-            if not messages:
+            slots = 1
+            while slots < DISPATCH_SLOTS_MAX and self._permits.acquire(blocking=False):
+                slots += 1
+            messages = self.queue.receive(self.batch_size * slots, wait=0.5)  # long polling, modelled seconds
+            batches = [messages[i : i + self.batch_size] for i in range(0, len(messages), self.batch_size)]
+            for _ in range(slots - len(batches)):
                 self._permits.release()
-                continue
             with self._lock:
-                self.in_flight += 1
-            self.stats.requests["ReceiveMessage"] += 1
-            self._pool.submit(self._invoke, messages)
+                self.in_flight += len(batches)
+            for batch in batches:
+                self.stats.requests["ReceiveMessage"] += 1
+                self._pool.submit(self._invoke, batch)
 
     def _invoke(self, messages: list[Message]) -> None:
         try:
