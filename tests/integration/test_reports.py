@@ -4,6 +4,7 @@ images over HTTP, real SQS event shapes."""
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 
 import boto3
@@ -12,6 +13,7 @@ from harness import SHARED_STORE_MASTER, make_image
 
 from retail_pulse import handler_kit
 from retail_pulse.domain.messages import task_from_message
+from retail_pulse.domain.models import ReportCounters, Tally
 
 SIZES = {"a": (10, 20), "b": (31, 40), "c": (57, 61), "d": (73, 80), "e": (101, 7)}
 AREA_A, AREA_B = "7100015", "7000129"  # the sample Store Master: RP00001-05 and RP00006-10
@@ -362,3 +364,34 @@ def test_real_store_master_comma_name_and_last_row(stack, imgs, monkeypatch):
         "area": "7100015",
         "score": 4.0,
     }
+
+
+def test_a_last_visit_moved_under_a_counting_run_is_read_again_never_moved_back(stack, monkeypatch):
+    """`last_visit` moves inside the counting transaction, on condition it is what the run read: a run
+    whose read went stale (another shard's run moved the date further) is refused, reads again,
+    and counts once without moving the date back."""
+    counting, reports = handler_kit.jobs(), handler_kit.reports()
+
+    def tally(day: str) -> Tally:
+        return Tally(
+            areas={AREA_A: ReportCounters(images=1, visits=1, last_visit=day)},
+            stores={(AREA_A, "RP00001"): ReportCounters(images=1, visits=1, last_visit=day)},
+        )
+
+    deadline = time.monotonic() + 30
+    assert counting.apply("shardId-a", "1", "1", tally("2024-05-09"), deadline).applied
+    fresh, reads = counting._last_visits, []
+
+    def stale_once(keys, until):
+        reads.append(len(keys))
+        return {key: None for key in keys} if len(reads) == 1 else fresh(keys, until)
+
+    monkeypatch.setattr(counting, "_last_visits", stale_once)
+    assert counting.apply("shardId-a", "2", "2", tally("2024-05-03"), deadline).applied
+    assert len(reads) == 2  # refused on the stale date, read again
+    store = reports.store_counters(AREA_A, "RP00001")["RP00001"]
+    area = reports.area_counters(AREA_A)
+    assert (store.images, store.visits, store.last_visit) == (2, 2, "2024-05-09")
+    assert (area.images, area.visits, area.last_visit) == (2, 2, "2024-05-09")
+    assert counting.apply("shardId-a", "3", "3", tally("2024-05-12"), deadline).applied  # a later date moves
+    assert reports.store_counters(AREA_A, "RP00001")["RP00001"].last_visit == "2024-05-12"

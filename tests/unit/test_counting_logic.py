@@ -82,9 +82,6 @@ class FakeCounter:
     def record_store_errors(self, results, deadline) -> None:
         self.errors += [f"{r.task.job_id}/{r.task.store_id}" for r in results]
 
-    def advance_last_visits(self, shard, tally, deadline) -> None:
-        pass
-
     def delete_results(self, keys) -> None:
         self.deleted += list(keys)
 

@@ -97,12 +97,11 @@ class ResultCounter(Protocol):
         """The (padded) sequence number up to which the shard's results are counted."""
 
     def apply(self, stream_shard: str, first_seq: str, last_seq: str, tally: Tally, deadline: float) -> Applied:
-        """Adds `tally` and moves the shard's watermark to `last_seq`, atomically, unless the watermark
-        is already at `first_seq` or past it, or a job of the tally is no longer ongoing."""
+        """Adds `tally` (counters, and report items' last visit moved forward) and moves the shard's
+        watermark to `last_seq`, atomically, unless the watermark is already at `first_seq` or past
+        it, or a job of the tally is no longer ongoing."""
 
     def record_store_errors(self, results: Sequence[ImageResult], deadline: float) -> None: ...
-
-    def advance_last_visits(self, stream_shard: str, tally: Tally, deadline: float) -> None: ...
 
     def delete_results(self, keys: Sequence[tuple[str, int]]) -> None:
         """Removes the results of these (job, index): images that ended after their job did."""

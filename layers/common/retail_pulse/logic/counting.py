@@ -205,7 +205,6 @@ def _count_run(  # noqa: PLR0917 - one run's state, threaded through from count_
         late = [r.result for r in run if r.result.task.job_id in ended and not r.result.precounted]
         if late:
             counter.delete_results([(r.task.job_id, r.task.index) for r in late])
-        counter.advance_last_visits(stream_shard, tally, deadline)
         out.counted += len(live)
         out.dropped += len(late)
         return
