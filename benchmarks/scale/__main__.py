@@ -127,7 +127,7 @@ def main() -> int:
     parser.add_argument("--output", help="where to write (default SCALE.md; artifacts/SCALE.quick.md with --quick)")
     parser.add_argument("--factor", type=float, help="override every run's time scale F (experiments)")
     parser.add_argument("--size", help="override every run's size, JOBSxIMAGES (experiments), e.g. 1x5000")
-    parser.add_argument("--wall-limit", type=float, default=900.0, help="seconds a run may take")
+    parser.add_argument("--wall-limit", type=float, default=1800.0, help="seconds a run may take")
     args = parser.parse_args()
     output = Path(args.output or (ROOT / "artifacts" / "SCALE.quick.md" if args.quick else ROOT / "SCALE.md"))
     started, clock = datetime.now(UTC), time.monotonic()
