@@ -175,3 +175,23 @@ def test_an_api_request_dynamodb_keeps_refusing_answers_503_json_with_retry_afte
     status, job = stack.api("GET", "/api/status", query={"jobid": job_id})
     assert status == 200 and job["status"] == "ongoing"  # the refused requests changed nothing
     record("DynamoDB refusing an API request past its budget: 503 JSON with Retry-After, not a 502", cases=2)
+
+
+def test_keys_dynamodb_keeps_leaving_unprocessed_are_a_refusal_the_batch_survives(stack, png, monkeypatch, no_backoff):
+    # A throttled BatchGetItem may answer 200 with every key in UnprocessedKeys: asked again with
+    # backoff, then StorageRefused (not a RuntimeError), which the batch's read of its jobs survives.
+    job_id = stack.submit_job([{"store_id": "RP00001", "image_url": [png], "visit_time": "2024-03-15T10:00:00Z"}])
+    jobs = handler_kit.jobs()
+    calls = {"n": 0}
+
+    def unprocessed(**kwargs):
+        calls["n"] += 1
+        return {"Responses": {}, "UnprocessedKeys": kwargs["RequestItems"]}
+
+    monkeypatch.setattr(jobs.client, "batch_get_item", unprocessed)
+    assert stack.invoke_process(stack.receive()) == set()  # processed all the same
+    assert calls["n"] == jobs.policy.max_attempts  # the first ask and one per pause of the policy
+    monkeypatch.undo()
+    _, job = stack.api("GET", "/api/status", query={"jobid": job_id})
+    assert job["status"] == "completed"
+    record("DynamoDB leaving the batch's job keys unprocessed: asked again, then processed anyway", cases=1)

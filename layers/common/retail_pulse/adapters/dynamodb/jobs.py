@@ -13,9 +13,8 @@ owes its completion notice (the outbox `notices_owed`) with a lease for the call
 from __future__ import annotations
 
 import contextlib
-import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from retail_pulse.adapters.dynamodb.items import from_item, job_from_item, result_item, to_item
@@ -31,6 +30,7 @@ from retail_pulse.adapters.dynamodb.table import TableAccess
 from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.models import LIVE_STATUSES, FailureThreshold, FinishedJob, ImageResult, Job, JobState
 from retail_pulse.domain.rules import ERROR_TEXT_LIMIT, MAX_STORE_ERRORS, final_status, notice_lease_until
+from retail_pulse.ports import StorageRefused
 
 JOB_LIST = "JOB"  # the one partition of JobsByCreatedAt (a job list needs one ordered partition)
 JOBS_BY_CREATED_AT = "JobsByCreatedAt"
@@ -118,13 +118,13 @@ class JobItems(TableAccess):
 
     def _batch_write(self, requests: list[dict]) -> None:
         pending = {self.table_name: requests}
-        for attempt in range(8):
+        pauses = self.policy.delays(None)
+        while True:
             unprocessed = self.retrying(self.client.batch_write_item, RequestItems=pending)
             pending = unprocessed.get("UnprocessedItems") or {}
             if not pending:
                 return
-            time.sleep(random.uniform(0.5, 1.0) * min(1.0, 0.05 * 2**attempt))  # throttled: back off
-        raise RuntimeError("DynamoDB left items unprocessed after retries")
+            time.sleep(self._pause_for_unprocessed(pauses, "items"))
 
     # -- reads ----------------------------------------------------------------------------
     def job_item(self, job_id: str) -> dict | None:
@@ -171,7 +171,8 @@ class JobItems(TableAccess):
                 request["ProjectionExpression"] = projection
                 request["ExpressionAttributeNames"] = {"#status": "status"}
             pending = {self.table_name: request}
-            for attempt in range(8):
+            pauses = self.policy.delays(None)
+            while True:
                 resp = self.retrying(self.client.batch_get_item, RequestItems=pending)
                 for item in resp.get("Responses", {}).get(self.table_name, []):
                     plain = from_item(item)
@@ -179,10 +180,17 @@ class JobItems(TableAccess):
                 pending = resp.get("UnprocessedKeys") or {}
                 if not pending:
                     break
-                time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
-            else:
-                raise RuntimeError("DynamoDB left keys unprocessed after retries")
+                time.sleep(self._pause_for_unprocessed(pauses, "keys"))
         return out
+
+    def _pause_for_unprocessed(self, pauses: Iterator[float], what: str) -> float:
+        """The next pause before asking again for what a batch call left unprocessed (DynamoDB does
+        that when throttled); StorageRefused once the retry policy's pauses run out."""
+        pause = next(pauses, None)
+        if pause is None:
+            self._count("exhausted")
+            raise StorageRefused(f"DynamoDB kept leaving {what} unprocessed (throttled)")
+        return pause
 
     # -- endings ------------------------------------------------------------------------------
     def _end(self, job_id: str, set_clause: str, values: dict[str, Any], condition: str) -> dict | None:
