@@ -15,7 +15,7 @@ consumers of different shards rarely hold the same item; a report sums its shard
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -44,7 +44,6 @@ from retail_pulse.domain.models import (
     StreamedResult,
     Tally,
 )
-from retail_pulse.ports import StorageRefused
 
 COUNTED_TTL_S = 3 * 86_400  # stream records live 24 h: a shard's watermark is not needed after that
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
@@ -86,10 +85,7 @@ class ResultCounting(TableAccess):
             outcome = self._transact(stream_shard, first_seq, last_seq, tally, states, moves, deadline)
             if outcome is not None:
                 return outcome
-            pause = next(pauses, None)
-            if pause is None:
-                raise StorageRefused("the results feed of a job kept moving under this run until the deadline")
-            time.sleep(pause)
+            time.sleep(self.next_pause(pauses, "the results feed of a job kept moving under this run"))
 
     def _feed_states(self, job_ids: list[str], deadline: float) -> dict[str, tuple[str, int]]:
         """(status, feed_seq) of each job, read consistently (absent: unknown job)."""
@@ -222,22 +218,13 @@ class ResultCounting(TableAccess):
         return moves
 
     def _last_visits(self, keys: list[tuple[str, str]], deadline: float) -> dict[tuple[str, str], str | None]:
-        out: dict[tuple[str, str], str | None] = {}
-        for start in range(0, len(keys), 100):
-            pending: Mapping[str, Any] = {
-                self.table_name: {
-                    "Keys": [to_item({"pk": pk, "sk": sk}) for pk, sk in keys[start : start + 100]],
-                    "ProjectionExpression": "pk, sk, last_visit",
-                    "ConsistentRead": True,  # the transaction's condition is on what this read
-                }
-            }
-            while pending:
-                resp = self.retrying(self.client.batch_get_item, RequestItems=pending, deadline=deadline)
-                for item in resp.get("Responses", {}).get(self.table_name, []):
-                    plain = from_item(item)
-                    out[(plain["pk"], plain["sk"])] = plain.get("last_visit")
-                pending = resp.get("UnprocessedKeys") or {}
-        return out
+        items = self.batch_get_all(
+            [{"pk": pk, "sk": sk} for pk, sk in keys],
+            deadline,
+            ProjectionExpression="pk, sk, last_visit",
+            ConsistentRead=True,  # the transaction's condition is on what this read
+        )
+        return {(i["pk"], i["sk"]): i.get("last_visit") for i in items}
 
 
 def streamed_results(event: dict) -> tuple[str, list[StreamedResult]]:

@@ -13,8 +13,7 @@ owes its completion notice (the outbox `notices_owed`) with a lease for the call
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from retail_pulse.adapters.dynamodb.items import from_item, job_from_item, result_item, to_item
@@ -30,7 +29,6 @@ from retail_pulse.adapters.dynamodb.table import TableAccess
 from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.models import LIVE_STATUSES, FailureThreshold, FinishedJob, ImageResult, Job, JobState
 from retail_pulse.domain.rules import ERROR_TEXT_LIMIT, MAX_STORE_ERRORS, final_status, notice_lease_until
-from retail_pulse.ports import StorageRefused
 
 JOB_LIST = "JOB"  # the one partition of JobsByCreatedAt (a job list needs one ordered partition)
 JOBS_BY_CREATED_AT = "JobsByCreatedAt"
@@ -107,24 +105,13 @@ class JobItems(TableAccess):
                 "expires_at": expires_at,
             }
             requests.append({"PutRequest": {"Item": to_item(label)}})
-        for start in range(0, len(requests), 25):
-            self._batch_write(requests[start : start + 25])
+        self.batch_write_all(requests)
         self.retrying(
             self.client.put_item,
             TableName=self.table_name,
             Item=to_item(job),
             ConditionExpression="attribute_not_exists(pk)",
         )
-
-    def _batch_write(self, requests: list[dict]) -> None:
-        pending = {self.table_name: requests}
-        pauses = self.policy.delays(None)
-        while True:
-            unprocessed = self.retrying(self.client.batch_write_item, RequestItems=pending)
-            pending = unprocessed.get("UnprocessedItems") or {}
-            if not pending:
-                return
-            time.sleep(self._pause_for_unprocessed(pauses, "items"))
 
     # -- reads ----------------------------------------------------------------------------
     def job_item(self, job_id: str) -> dict | None:
@@ -160,37 +147,11 @@ class JobItems(TableAccess):
         return {i["job_id"]: JobState(i["job_id"], i["status"], bool(i.get("notices_owed"))) for i in items.values()}
 
     def batch_get(self, keys: list[dict], projection: str | None, *, consistent: bool) -> dict[str, dict]:
-        """Job items by pk, BatchGetItem in chunks of 100, unprocessed keys retried."""
-        out: dict[str, dict] = {}
-        for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {
-                "Keys": [to_item(k) for k in keys[start : start + 100]],
-                "ConsistentRead": consistent,
-            }
-            if projection:
-                request["ProjectionExpression"] = projection
-                request["ExpressionAttributeNames"] = {"#status": "status"}
-            pending = {self.table_name: request}
-            pauses = self.policy.delays(None)
-            while True:
-                resp = self.retrying(self.client.batch_get_item, RequestItems=pending)
-                for item in resp.get("Responses", {}).get(self.table_name, []):
-                    plain = from_item(item)
-                    out[job_pk(plain["job_id"])] = plain
-                pending = resp.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-                time.sleep(self._pause_for_unprocessed(pauses, "keys"))
-        return out
-
-    def _pause_for_unprocessed(self, pauses: Iterator[float], what: str) -> float:
-        """The next pause before asking again for what a batch call left unprocessed (DynamoDB does
-        that when throttled); StorageRefused once the retry policy's pauses run out."""
-        pause = next(pauses, None)
-        if pause is None:
-            self._count("exhausted")
-            raise StorageRefused(f"DynamoDB kept leaving {what} unprocessed (throttled)")
-        return pause
+        """Job items by pk (BatchGetItem, unprocessed keys asked again: TableAccess.batch_get_all)."""
+        options: dict[str, Any] = {"ConsistentRead": consistent}
+        if projection:
+            options |= {"ProjectionExpression": projection, "ExpressionAttributeNames": {"#status": "status"}}
+        return {job_pk(i["job_id"]): i for i in self.batch_get_all(keys, **options)}
 
     # -- endings ------------------------------------------------------------------------------
     def _end(self, job_id: str, set_clause: str, values: dict[str, Any], condition: str) -> dict | None:

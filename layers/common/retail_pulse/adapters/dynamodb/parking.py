@@ -37,11 +37,4 @@ class ParkedImages(TableAccess):
         return [(i["sk"], [task_from_message(m) for m in i.get("messages") or []]) for i in items]
 
     def unpark(self, job_id: str, keys: Sequence[str]) -> None:
-        for start in range(0, len(keys), 25):
-            requests = [
-                {"DeleteRequest": {"Key": to_item({"pk": park_pk(job_id), "sk": k})}} for k in keys[start : start + 25]
-            ]
-            pending = {self.table_name: requests}
-            while pending:
-                resp = self.retrying(self.client.batch_write_item, RequestItems=pending)
-                pending = resp.get("UnprocessedItems") or {}
+        self.batch_write_all([{"DeleteRequest": {"Key": to_item({"pk": park_pk(job_id), "sk": k})}} for k in keys])

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from retail_pulse.adapters.dynamodb.items import from_item, result_from_item, result_item, to_item
+from retail_pulse.adapters.dynamodb.items import result_from_item, result_item, to_item
 from retail_pulse.adapters.dynamodb.keys import (
     FEED_PAGE_MAX,
     FEED_SK_PREFIX,
@@ -71,12 +71,7 @@ class ResultItems(TableAccess):
 
     def delete_results(self, keys: Sequence[tuple[str, int]]) -> None:
         """Removes results of (job, index): those that arrived after their job had ended."""
-        for start in range(0, len(keys), 25):
-            requests = [{"DeleteRequest": {"Key": to_item(result_key(j, i))}} for j, i in keys[start : start + 25]]
-            pending = {self.table_name: requests}
-            while pending:
-                resp = self.retrying(self.client.batch_write_item, RequestItems=pending)
-                pending = resp.get("UnprocessedItems") or {}
+        self.batch_write_all([{"DeleteRequest": {"Key": to_item(result_key(j, i))}} for j, i in keys])
 
     # -- reads ----------------------------------------------------------------------------------
     def page_results(
@@ -137,21 +132,9 @@ class ResultItems(TableAccess):
         return [found[i] for i in indexes if i in found]
 
     def _results_by_index(self, job_id: str, indexes: list[int]) -> dict[int, ImageResult]:
-        out: dict[int, ImageResult] = {}
-        for start in range(0, len(indexes), 100):
-            pending: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [to_item(result_key(job_id, i)) for i in indexes[start : start + 100]],
-                    "ConsistentRead": True,
-                }
-            }
-            while pending:
-                resp = self.retrying(self.client.batch_get_item, RequestItems=pending)
-                for item in resp.get("Responses", {}).get(self.table_name, []):
-                    result = result_from_item(from_item(item))
-                    out[result.task.index] = result
-                pending = resp.get("UnprocessedKeys") or {}
-        return out
+        items = self.batch_get_all([result_key(job_id, i) for i in indexes], ConsistentRead=True)
+        results = (result_from_item(i) for i in items)
+        return {r.task.index: r for r in results}
 
     def all_results(self, job_id: str, projection: str | None = None, **filters: Any) -> Iterator[dict]:
         """Every result item of a job (each of its RESULT_SHARDS partitions, queried in turn)."""

@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
-from retail_pulse.adapters.dynamodb.items import from_item
+from retail_pulse.adapters.dynamodb.items import from_item, to_item
 from retail_pulse.adapters.dynamodb.wire import take_items_from_json
 from retail_pulse.domain.retry import DEFAULT_WRITE_BUDGET_S, WRITE_RETRY, RetryPolicy
 from retail_pulse.ports import StorageRefused
@@ -108,6 +108,44 @@ class TableAccess:
                     self._count("exhausted")
                     raise StorageRefused(f"DynamoDB refused the write ({kind}): {exc}") from exc
                 time.sleep(delay)
+
+    def next_pause(self, pauses: Iterator[float], refusal: str) -> float:
+        """The retry policy's next pause (from `self.policy.delays`), or StorageRefused(refusal) once
+        its pauses have run out."""
+        pause = next(pauses, None)
+        if pause is None:
+            self._count("exhausted")
+            raise StorageRefused(refusal)
+        return pause
+
+    def batch_write_all(self, requests: list[dict], deadline: float | None = None) -> None:
+        """BatchWriteItem of these requests, 25 at a time. What DynamoDB leaves unprocessed (it does
+        when throttled) is sent again after the retry policy's pauses; StorageRefused once they run out."""
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table_name: requests[start : start + 25]}
+            pauses = self.policy.delays(deadline)
+            while True:
+                resp = self.retrying(self.client.batch_write_item, RequestItems=pending, deadline=deadline)
+                pending = resp.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(self.next_pause(pauses, "DynamoDB kept leaving items unprocessed (throttled)"))
+
+    def batch_get_all(self, keys: list[dict], deadline: float | None = None, **options: Any) -> Iterator[dict]:
+        """Every item of these keys (plain values; `options`: the request's projection, consistency),
+        BatchGetItem 100 keys at a time, unprocessed keys asked again as in batch_write_all."""
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {
+                self.table_name: {"Keys": [to_item(k) for k in keys[start : start + 100]], **options}
+            }
+            pauses = self.policy.delays(deadline)
+            while True:
+                resp = self.retrying(self.client.batch_get_item, RequestItems=pending, deadline=deadline)
+                yield from (from_item(i) for i in resp.get("Responses", {}).get(self.table_name, []))
+                pending = resp.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(self.next_pause(pauses, "DynamoDB kept leaving keys unprocessed (throttled)"))
 
     def query_all(self, **kwargs: Any) -> Iterator[dict]:
         """Every item a Query returns, page after page, as plain values."""
