@@ -46,7 +46,16 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY",
-        help="require this x-api-key on the routes the template keys (repeatable; default: no key checked)",
+        help="require this x-api-key on the routes the template keys (repeatable: each key is a client of its "
+        "own, seeing only its own jobs; default: no key checked)",
+    )
+    parser.add_argument(
+        "--admin-api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a key that sees every client's jobs (repeatable; sets the template's AdminApiKeyIds to its id; "
+        "also checked like --api-key)",
     )
     parser.add_argument(
         "--integration-timeout",
@@ -115,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         environment=dict(kv.split("=", 1) for kv in args.env),
         warm=args.warm,
         api_keys=args.api_key,
+        admin_api_keys=args.admin_api_key,
         integration_timeout=args.integration_timeout,
         aws_limits=aws_limits(args),
         template=args.template,

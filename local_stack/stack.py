@@ -25,6 +25,7 @@ from .dynamodb_limits_adapters import LIMITS_PATH
 from .event_source import SqsEventSource
 from .functions import FunctionPool
 from .gateway import INTEGRATION_TIMEOUT_S, Gateway
+from .proxy_event import LOCAL_DEFAULT_API_KEY_ID, api_key_id
 from .samples import serve_sample
 from .state import DEFAULT_INTERVAL_S, StateDir, StateKeeper
 from .stream_source import StreamEventSource
@@ -45,6 +46,8 @@ class Options:
     warm: int = 2  # workers started per function before the stack reports ready
     environment: dict[str, str] = field(default_factory=dict)  # extra function env (after passthrough)
     api_keys: list[str] = field(default_factory=list)  # when set, routes that require a key check x-api-key
+    # Keys that see every client's jobs (also accepted as keys): AdminApiKeyIds gets their ids.
+    admin_api_keys: list[str] = field(default_factory=list)
     integration_timeout: float = INTEGRATION_TIMEOUT_S  # API Gateway's; tests shorten it
     aws_limits: LimitsConfig | None = field(default_factory=LimitsConfig)  # None: moto never refuses
     template: Path | None = None  # default: template.yaml (tests run others)
@@ -56,6 +59,17 @@ class Options:
     env_file: Path | None = None  # where to write each function's environment (JSON, SAM's --env-vars shape)
     # Every rate() schedule runs this often instead (tests of scheduled functions); None: the template's rate.
     schedule_period: float | None = None
+
+
+ADMIN_KEYS_PARAMETER = "AdminApiKeyIds"
+
+
+def admin_key_ids(options: Options) -> str | None:
+    """The AdminApiKeyIds the local stack gives the template: the ids it derives from --admin-api-key
+    (as API Gateway names a key by its id), unless --parameter-overrides chose them."""
+    if ADMIN_KEYS_PARAMETER in options.parameter_overrides or not options.admin_api_keys:
+        return None
+    return ",".join(dict.fromkeys(api_key_id(key) for key in options.admin_api_keys))
 
 
 # The template parameter of the key that signs job callbacks, and the variable functions read it from.
@@ -94,6 +108,9 @@ class LocalStack:
             self.stack = Stack.from_file(options.template, options.parameter_overrides, prefix="local")
         else:
             self.stack = Stack(parameters=options.parameter_overrides, prefix="local")
+        admins = admin_key_ids(options)
+        if admins is not None and ADMIN_KEYS_PARAMETER in self.stack.template.get("Parameters", {}):
+            self.stack.parameters[ADMIN_KEYS_PARAMETER] = admins
         self.generated_signing_secret: str | None = None
         if signing_secret_to_generate(options, self.stack.template.get("Parameters", {})):
             self.generated_signing_secret = secrets.token_urlsafe(24)
@@ -127,7 +144,7 @@ class LocalStack:
             self.stage,
             {"/samples/": serve_sample, TOPICS_PREFIX: self.topics.serve},
             api=api,
-            api_keys=frozenset(options.api_keys),
+            api_keys=frozenset([*options.api_keys, *options.admin_api_keys]),
             integration_timeout=options.integration_timeout,
         )
         self.pools: dict[str, FunctionPool] = {}
@@ -235,6 +252,7 @@ class LocalStack:
         ]
         if self.options.no_api:
             lines[0] = f"API          none (--no-api); samples and topics at {self.url}"
+        lines.append(f"Clients      {self._clients_banner()}")
         if self.generated_signing_secret:
             lines.append(
                 f"Callbacks    signed with {SIGNING_SECRET_VARIABLE}={self.generated_signing_secret} "
@@ -252,6 +270,15 @@ class LocalStack:
             lines.append(f"  {stream.describe()}")
         lines.append(json.dumps({"tables": self.stack.refs.get("JobsTable")}))
         return "\n".join(lines)
+
+    def _clients_banner(self) -> str:
+        """Which keys are checked and the client (apiKeyId) each one is: a job belongs to its key."""
+        keys = list(dict.fromkeys([*self.options.api_keys, *self.options.admin_api_keys]))
+        if not keys:
+            return f"no API key checked: every request is client {LOCAL_DEFAULT_API_KEY_ID} (--api-key KEY checks keys)"
+        admins = set(self.options.admin_api_keys)
+        shown = [f"{key[:4]}... -> {api_key_id(key)}{' (admin)' if key in admins else ''}" for key in keys]
+        return f"{len(keys)} API key(s), each its own client (key -> apiKeyId): " + ", ".join(shown)
 
     def _state_banner(self) -> str:
         if self.state is None:

@@ -45,8 +45,21 @@ def create_keyed_table(name: str, stream_view: str | None = None, client=None) -
     )
 
 
-def api_event(method: str, path: str, *, body: str | None = None, query: dict | None = None, headers=None) -> dict:
+def api_event(
+    method: str,
+    path: str,
+    *,
+    body: str | None = None,
+    query: dict | None = None,
+    headers=None,
+    api_key_id: str | None = None,
+) -> dict:
+    """A REST proxy event; `api_key_id` is the client's key id as API Gateway fills it on a keyed
+    route (None: no key checked, the handlers' default client)."""
     event = json.loads((EVENTS / "api_gateway_rest_proxy.json").read_text())
+    if api_key_id is not None:
+        event["requestContext"]["identity"]["apiKey"] = f"key-of-{api_key_id}"
+        event["requestContext"]["identity"]["apiKeyId"] = api_key_id
     event["httpMethod"] = event["requestContext"]["httpMethod"] = method
     event["path"] = path
     # API Gateway REST matches "/api/submit/" to the resource "/api/submit" and keeps the raw path.
@@ -132,24 +145,25 @@ class Handlers:
         handler_kit.clear_caches()
         self.submit.idempotent_submit.cache_clear()
 
-    def api(self, method: str, path: str, *, body=None, query=None, headers=None) -> tuple[int, dict]:
+    def api(self, method: str, path: str, *, body=None, query=None, headers=None, key=None) -> tuple[int, dict]:
+        """One API request through the route's handler; `key`: the caller's API key id."""
         # The stream consumer runs in the background on AWS (about a second behind): here it catches
         # up before each request, so what a test reads follows from what it wrote.
         self.pump_streams()
-        response = self.raw_api(method, path, body=body, query=query, headers=headers)
+        response = self.raw_api(method, path, body=body, query=query, headers=headers, key=key)
         return response["statusCode"], json.loads(response["body"])
 
-    def raw_api(self, method: str, path: str, *, body=None, query=None, headers=None) -> dict:
+    def raw_api(self, method: str, path: str, *, body=None, query=None, headers=None, key=None) -> dict:
         """The function's whole proxy response (status, headers, body) to one API Gateway event."""
         if body is not None and not isinstance(body, str):
             body = json.dumps(body)
-        event = api_event(method, path, body=body, query=query, headers=headers)
+        event = api_event(method, path, body=body, query=query, headers=headers, api_key_id=key)
         route, _, _ = self.routes.match(method, path)
         assert route is not None, f"no route for {method} {path} in template.yaml"
         return route.target.lambda_handler(event, LambdaContext())
 
-    def submit_job(self, visits: list[dict]) -> str:
-        status, body = self.api("POST", "/api/submit", body={"count": len(visits), "visits": visits})
+    def submit_job(self, visits: list[dict], key: str | None = None) -> str:
+        status, body = self.api("POST", "/api/submit", body={"count": len(visits), "visits": visits}, key=key)
         assert status == 201, body
         return body["job_id"]
 
@@ -185,18 +199,19 @@ class Handlers:
         raise AssertionError("queue did not drain")
 
     # -- jobs of any size: uploads, the fan-out, exports -------------------------------------------
-    def upload(self, data: bytes, *, size: bool = True) -> str:
+    def upload(self, data: bytes, *, size: bool = True, key: str | None = None) -> str:
         """POST /api/uploads, then PUT `data` to the presigned URL as a client would; the upload_id."""
         import requests
 
-        status, created = self.api("POST", "/api/uploads", body={"size": len(data)} if size else None)
+        status, created = self.api("POST", "/api/uploads", body={"size": len(data)} if size else None, key=key)
         assert status == 201, created
         response = requests.put(created["upload_url"], data=data, timeout=30)  # moto answers it (mock_aws)
         assert response.status_code == 200, response.text
         return created["upload_id"]
 
-    def submit_manifest(self, data: bytes, **extra) -> str:
-        status, body = self.api("POST", "/api/submit", body={"manifest": self.upload(data), **extra})
+    def submit_manifest(self, data: bytes, key: str | None = None, **extra) -> str:
+        body = {"manifest": self.upload(data, key=key), **extra}
+        status, body = self.api("POST", "/api/submit", body=body, key=key)
         assert status == 201, body
         return body["job_id"]
 
@@ -232,11 +247,11 @@ class Handlers:
     def export_all(self, **kwargs) -> int:
         return self.run_queue(self.export_url, self.export_results.lambda_handler, **kwargs)
 
-    def results(self, job_id: str) -> list[dict]:
+    def results(self, job_id: str, key: str | None = None) -> list[dict]:
         out, token = [], None
         while True:
             query = {"jobid": job_id, "limit": 1000} | ({"next_token": token} if token else {})
-            status, page = self.api("GET", "/api/results", query=query)
+            status, page = self.api("GET", "/api/results", query=query, key=key)
             assert status == 200, page
             out += page["results"]
             token = page["next_token"]

@@ -177,6 +177,7 @@ def run_one(spec: RunSpec, store_master: Path, wall_limit_s: float = 1800.0) -> 
 
 def _run(spec, path, stack, aws, sqs, clock, limits, pool, errors, store_master, wall_limit_s) -> RunResult:  # noqa: PLR0917
     from retail_pulse.adapters.store_master_source import load_store_master
+    from retail_pulse.domain.tenancy import DEFAULT_CLIENT
     from retail_pulse.logic.submit import submit_job
     from retail_pulse.settings import get_settings
 
@@ -201,7 +202,12 @@ def _run(spec, path, stack, aws, sqs, clock, limits, pool, errors, store_master,
             submitted[area] = (images + len(visit["image_url"]), visits + 1)
     for body in bodies:
         answer = submit_job(
-            body, settings=get_settings(), jobs=path.submit_repository(), queue=image_queue, stores=stores
+            body,
+            settings=get_settings(),
+            jobs=path.submit_repository(),
+            queue=image_queue,
+            stores=stores,
+            client_id=DEFAULT_CLIENT,
         )
         job_ids.append(answer["job_id"])
     limits.reset()  # what is measured starts here: submit's job items are not the write path

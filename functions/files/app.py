@@ -45,7 +45,8 @@ register_error_handlers(app, logger)
 )
 @tracer.capture_method(capture_response=False)
 def uploads():
-    body = create_upload(app.current_event.decoded_body, settings=kit.settings(), files=kit.files())
+    caller = kit.caller(app.current_event.raw_event)
+    body = create_upload(app.current_event.decoded_body, settings=kit.settings(), files=kit.files(), caller=caller)
     logger.info("upload url issued", extra={"upload_id": body["upload_id"], "size": body["size"]})
     return json_response(201, body)
 
@@ -70,7 +71,10 @@ def export_start(
     format: Annotated[Literal["jsonl", "csv"], Query(description="The file's format.")] = "jsonl",
     status: Annotated[Literal["failed", "succeeded"] | None, Query(description="Only results of this status.")] = None,
 ):
-    body = start_export(jobid, format, status, jobs=kit.jobs(), exports=kit.jobs(), queue=kit.export_queue())
+    caller = kit.caller(app.current_event.raw_event)
+    body = start_export(
+        jobid, format, status, jobs=kit.jobs(), exports=kit.jobs(), queue=kit.export_queue(), caller=caller
+    )
     logger.info("export started", extra={"export_id": body["export_id"], "job_id": body["job_id"]})
     return json_response(202, body)
 
@@ -90,7 +94,9 @@ def export_start(
 )
 @tracer.capture_method(capture_response=False)
 def export_get(export_id: Annotated[str, Query(description="The `export_id` the export's start returned.")]):
-    return json_response(200, export_status(export_id, exports=kit.jobs(), files=kit.files(), settings=kit.settings()))
+    caller = kit.caller(app.current_event.raw_event)
+    body = export_status(export_id, exports=kit.jobs(), files=kit.files(), settings=kit.settings(), caller=caller)
+    return json_response(200, body)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -43,7 +43,7 @@ UNKNOWN_JOB = "Missing or unknown `jobid`."
 )
 @app.get(
     "/api/jobs",
-    summary="Jobs, newest first, paged (optionally of one status)",
+    summary="The caller's jobs (an admin key's: every client's), newest first, paged (optionally of one status)",
     tags=["jobs"],
 )
 @tracer.capture_method(capture_response=False)
@@ -59,7 +59,8 @@ def jobs_list(
         Query(description="Only jobs with this label, as `key:value` (from the label's index: no scan)."),
     ] = None,
 ):
-    return json_response(200, list_jobs(status, limit, next_token, jobs=kit.jobs(), label=label))
+    caller = kit.caller(app.current_event.raw_event)
+    return json_response(200, list_jobs(status, limit, next_token, jobs=kit.jobs(), caller=caller, label=label))
 
 
 @documented(
@@ -80,7 +81,8 @@ def jobs_list(
 )
 @tracer.capture_method(capture_response=False)
 def jobs_cancel(jobid: JobId):
-    body, outcome = cancel_job(jobid, jobs=kit.jobs(), notifier=kit.notifier(), parking=kit.jobs())
+    caller = kit.caller(app.current_event.raw_event)
+    body, outcome = cancel_job(jobid, jobs=kit.jobs(), notifier=kit.notifier(), caller=caller, parking=kit.jobs())
     logger.info("job cancelled", extra={"job_id": body["job_id"], "cancelled": body["progress"].get("cancelled")})
     kit.log_notices(logger, [outcome])
     return json_response(200, body)
@@ -102,7 +104,7 @@ def jobs_cancel(jobid: JobId):
 )
 @tracer.capture_method(capture_response=False)
 def jobs_pause(jobid: JobId):
-    body = pause_job(jobid, jobs=kit.jobs())
+    body = pause_job(jobid, jobs=kit.jobs(), caller=kit.caller(app.current_event.raw_event))
     logger.info("job paused", extra={"job_id": body["job_id"]})
     return json_response(200, body)
 
@@ -123,7 +125,10 @@ def jobs_pause(jobid: JobId):
 )
 @tracer.capture_method(capture_response=False)
 def jobs_resume(jobid: JobId):
-    body = resume_job(jobid, jobs=kit.jobs(), parking=kit.jobs(), queue=kit.queue(), fanout=kit.fanout_queue())
+    caller = kit.caller(app.current_event.raw_event)
+    body = resume_job(
+        jobid, jobs=kit.jobs(), parking=kit.jobs(), queue=kit.queue(), caller=caller, fanout=kit.fanout_queue()
+    )
     logger.info("job resumed", extra={"job_id": body["job_id"], "replayed": body.get("replayed")})
     return json_response(200, body)
 
@@ -176,6 +181,7 @@ def jobs_retry(
         jobs=kit.jobs(),
         queue=kit.queue(),
         stores=kit.store_master(),
+        caller=kit.caller(app.current_event.raw_event),
         specs=kit.specs(),
         on_job_ended=send_notice,
         retry_filter=retry_filter,

@@ -47,7 +47,7 @@ def openapi_document() -> str:
 @app.get("/api/status", summary="A job's status, progress and per-store errors", tags=["jobs"])
 @tracer.capture_method(capture_response=False)
 def status(jobid: JobId):
-    return json_response(200, job_status(jobid, jobs=kit.jobs()))
+    return json_response(200, job_status(jobid, jobs=kit.jobs(), caller=kit.caller(app.current_event.raw_event)))
 
 
 @documented(
@@ -79,7 +79,9 @@ def results(
         str | None, Query(description="Results feed: `next_since` of the previous page; omit to start at the first.")
     ] = None,
 ):
-    return json_response(200, job_results(jobid, limit, next_token, jobs=kit.jobs(), order=order, since=since))
+    caller = kit.caller(app.current_event.raw_event)
+    body = job_results(jobid, limit, next_token, jobs=kit.jobs(), caller=caller, order=order, since=since)
+    return json_response(200, body)
 
 
 @documented(lambda schema: {"responses": {200: schema.json_content(schema.Health, "Up.")}})

@@ -13,6 +13,7 @@ from retail_pulse import handler_kit as kit
 from retail_pulse.adapters.idempotency import IdempotentSubmit
 from retail_pulse.api.responses import ApiResolver, api_cors, json_response, register_error_handlers
 from retail_pulse.api.route_docs import documented
+from retail_pulse.domain.tenancy import Caller
 from retail_pulse.logic.manifests import submit_request
 from retail_pulse.logic.notify import notify_ended_jobs
 
@@ -33,7 +34,7 @@ def send_notice(job_id: str) -> None:
     kit.log_notices(logger, notify_ended_jobs([job_id], [], jobs=kit.jobs(), notifier=kit.notifier()))
 
 
-def submit_body(body: str | None) -> dict:
+def submit_body(body: str | None, client_id: str) -> dict:
     """Inline visits, or an uploaded manifest (`{"manifest": upload_id}`: accepted at once, fanned out)."""
     return submit_request(
         body,
@@ -44,6 +45,7 @@ def submit_body(body: str | None) -> dict:
         specs=kit.specs(),
         files=kit.files(),
         fanout=kit.fanout_queue(),
+        caller=Caller(client_id),
         on_job_ended=send_notice,
     )
 
@@ -93,7 +95,8 @@ def idempotent_submit() -> IdempotentSubmit:
 def submit():
     event = app.current_event
     key = next((v for k, v in (event.headers or {}).items() if k.lower() == "idempotency-key"), None)
-    accepted = idempotent_submit()(key, event.decoded_body, app.lambda_context)
+    client_id = kit.caller(event.raw_event).client_id  # the job belongs to the API key that submits it
+    accepted = idempotent_submit()(key, event.decoded_body, app.lambda_context, client_id)
     images = accepted.get("total")
     logger.info("job accepted", extra={"job_id": accepted["job_id"], "images": images, "phase": accepted.get("phase")})
     if images is not None:

@@ -30,15 +30,22 @@ def local_stack(tmp_path_factory):
 
 
 API_KEY = "test-key-0123456789abcdef"
+SECOND_API_KEY = "second-client-key-9876543210"  # another client (tests/e2e/test_tenants.py)
+ADMIN_API_KEY = "admin-key-5555555555"  # sees every client's jobs
 
 
 @pytest.fixture(scope="session")
 def keyed_stack(tmp_path_factory):
-    """A second local stack that requires `x-api-key: API_KEY`, as deployed stages do."""
+    """A second local stack that requires `x-api-key`, as deployed stages do: API_KEY and
+    SECOND_API_KEY are two clients, ADMIN_API_KEY the admin."""
     stack = start_local_stack(
         tmp_path_factory.mktemp("keyed-stack"),
         "--api-key",
         API_KEY,
+        "--api-key",
+        SECOND_API_KEY,
+        "--admin-api-key",
+        ADMIN_API_KEY,
         "--warm",
         "1",
         "--env",

@@ -96,6 +96,7 @@ class BaselineJobRepository:
         *,
         callback_url: str | None = None,
         retry_of: str | None = None,
+        client_id: str | None = None,  # jobs had no client on this path: not written
     ) -> None:
         failed = sum(1 for r in ended_at_submit if r.status == "failed")
         remaining = total - len(ended_at_submit)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
+from retail_pulse.domain.tenancy import Caller, caller_of
 from retail_pulse.logic.notify import NoticeOutcome, Notifier
 from retail_pulse.settings import Settings, get_settings
 
@@ -38,6 +39,16 @@ def _cached[Factory: Callable[[], Any]](factory: Factory) -> Factory:
     wrapped = cache(factory)
     _factories.append(wrapped)
     return wrapped  # type: ignore[return-value]
+
+
+def caller(event: Mapping[str, Any]) -> Caller:
+    """The client of an API Gateway REST proxy event: the id of the API key API Gateway checked
+    (`requestContext.identity.apiKeyId`, which the request cannot set), admin when it is one of
+    ADMIN_API_KEY_IDS. Without one (no key checked: `sam local start-api`) the owner is
+    `domain.tenancy.DEFAULT_OWNER`."""
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    key_id = identity.get("apiKeyId")
+    return caller_of(key_id if isinstance(key_id, str) else None, get_settings().admin_key_ids)
 
 
 def settings() -> Settings:

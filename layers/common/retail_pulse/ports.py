@@ -46,6 +46,7 @@ class JobRepository(Protocol):
         retry_of: str | None = None,
         threshold: FailureThreshold | None = None,
         labels: dict[str, str] | None = None,
+        client_id: str,  # the client (API key id) the job belongs to: domain/tenancy.py
     ) -> None: ...
 
     def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
@@ -113,10 +114,18 @@ class JobLifecycleRepository(Protocol):
     def get_job(self, job_id: str) -> Job | None: ...
 
     def page_jobs(
-        self, status: str | None, after: dict | None, limit: int, label: tuple[str, str] | None = None
+        self,
+        status: str | None,
+        after: dict | None,
+        limit: int,
+        *,
+        client_id: str | None,
+        label: tuple[str, str] | None = None,
     ) -> tuple[list[Job], dict | None]:
-        """Jobs newest first (of `status`, with `label`, if given), at most `limit`, and the next page's
-        cursor (None when last). Raises ValueError on a cursor it did not hand out for this listing."""
+        """Jobs newest first (of `status`, with `label`, if given; of client `client_id`, else every
+        client's, never by a scan or a filter over other clients' jobs), at most `limit`, and the next
+        page's cursor (None when last; a page may come short with a cursor). Raises ValueError on a
+        cursor it did not hand out for this listing."""
 
     def cancel_job(self, job_id: str, now: str) -> FinishedJob | None:
         """Ends a live (ongoing or paused) job as cancelled (owing its notice); None when it was not live."""
@@ -282,6 +291,7 @@ class FanOutRepository(Protocol):
         threshold: FailureThreshold | None = None,
         labels: dict[str, str] | None = None,
         retry_filter: dict | None = None,  # a selective retry's (logic/jobs.RetryFilter.to_dict)
+        client_id: str,  # the client (API key id) the job belongs to: domain/tenancy.py
     ) -> None: ...
 
     def unlink_retry(self, job_id: str, retry_job_id: str) -> None: ...

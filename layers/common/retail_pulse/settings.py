@@ -8,6 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from retail_pulse.domain.tenancy import parse_key_ids
+
 SAMPLE_STORE_MASTER = Path(__file__).parent / "data" / "store_master_sample.csv"
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
@@ -100,6 +102,9 @@ class Settings:
     # Job completion notices (logic/notify.py): the SNS topic, and the key signing callbacks.
     job_events_topic_arn: str = ""
     callback_signing_secret: SecretStr = field(default=SecretStr(""))  # empty: callbacks are not sent
+    # Clients: the API key ids (requestContext.identity.apiKeyId) that see every client's jobs,
+    # separated by commas (template parameter AdminApiKeyIds); empty: no admin.
+    admin_api_key_ids: str = ""
     # Jobs of any size (logic/manifests.py, fanout.py, exports.py): manifests uploaded to the data bucket
     # and fanned out by the fan-out function from its queue; results exported to files by the export function.
     fan_out_queue_url: str = ""
@@ -125,6 +130,10 @@ class Settings:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+    @property
+    def admin_key_ids(self) -> frozenset[str]:
+        return parse_key_ids(self.admin_api_key_ids)
 
     @property
     def effective_store_master_uri(self) -> str:

@@ -22,7 +22,7 @@ ENQUEUING = "enqueuing"
 ONGOING = "ongoing"
 FANOUT_PHASES = (ACCEPTED, ENQUEUING)
 
-SOURCE_MANIFEST = "manifest"  # an uploaded file (uploads/<id> in the data bucket)
+SOURCE_MANIFEST = "manifest"  # an uploaded file (uploads/<client>/<id> in the data bucket)
 SOURCE_RETRY = "retry"  # the failed results of the job `retry_of`, in submission order
 
 MAX_MANIFEST_ERRORS = 100  # invalid rows a job keeps (each with its line); all of them are counted
@@ -32,8 +32,10 @@ UPLOAD_PREFIX = "uploads/"
 SNIFF_BYTES = 64 * 1024
 
 
-def upload_key(upload_id: str) -> str:
-    return f"{UPLOAD_PREFIX}{upload_id}"
+def upload_key(client_id: str, upload_id: str) -> str:
+    """Where a client's upload lands: under its client, so another client's submit of the same
+    upload_id finds no file (as for an id never handed out)."""
+    return f"{UPLOAD_PREFIX}{client_id}/{upload_id}"
 
 
 @dataclass

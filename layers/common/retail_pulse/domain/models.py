@@ -140,6 +140,7 @@ class Job:
     enqueued: int = 0
     manifest_errors: list[dict] = field(default_factory=list)
     manifest_error_count: int = 0
+    client_id: str | None = None  # the API key id of the client that submitted it (domain/tenancy.py)
 
     @property
     def processed(self) -> int:

@@ -19,8 +19,9 @@ from typing import Protocol
 
 from retail_pulse.domain import exports as files_format
 from retail_pulse.domain.clock import format_utc, utc_now
-from retail_pulse.domain.errors import EnqueueFailed, InvalidRequest
+from retail_pulse.domain.errors import EnqueueFailed, InvalidRequest, JobNotFound
 from retail_pulse.domain.models import FINAL_STATUSES, ImageResult
+from retail_pulse.domain.tenancy import Caller
 from retail_pulse.domain.validation import echo
 from retail_pulse.logic.status import _result_body, progress, require_job
 from retail_pulse.logic.submit import new_job_id
@@ -45,6 +46,7 @@ def start_export(
     jobs: JobRepository,
     exports: ExportRepository,
     queue: WorkQueue,
+    caller: Caller,
     make_id: Callable[[], str] = new_job_id,
 ) -> dict:
     fmt = fmt or "jsonl"
@@ -53,11 +55,12 @@ def start_export(
     status = status or None
     if status is not None and status not in STATUS_FILTERS:
         raise InvalidRequest(f"status: must be one of {', '.join(STATUS_FILTERS)} (or omitted for every result)")
-    job = require_job(job_id, jobs)
+    job = require_job(job_id, jobs, caller)
     export_id = make_id()
     export = {
         "export_id": export_id,
         "job_id": job.job_id,
+        "client_id": job.client_id,  # an export is its job's client's, as the job is
         "format": fmt,
         "status_filter": status,
         "state": "running",
@@ -79,11 +82,13 @@ def start_export(
     }
 
 
-def export_status(export_id: str | None, *, exports: ExportRepository, files: Files, settings: Settings) -> dict:
+def export_status(
+    export_id: str | None, *, exports: ExportRepository, files: Files, settings: Settings, caller: Caller
+) -> dict:
     if not export_id:
         raise InvalidRequest("export_id: required")
     export = exports.get_export(export_id) if len(export_id) <= 128 else None
-    if export is None:
+    if export is None or not caller.sees(export.get("client_id")):  # another client's: as unknown
         raise InvalidRequest(f"export_id: no export {echo(export_id)}")
     body = {
         "export_id": export["export_id"],
@@ -128,7 +133,9 @@ def run_export(
     if export is None or export["state"] != "running":
         return Exported("skipped")
     fmt, wanted = export["format"], export.get("status_filter")
-    job = require_job(export["job_id"], jobs)
+    job = jobs.get_job(export["job_id"])
+    if job is None:  # expired: the message comes again, and fails the export at its last delivery
+        raise JobNotFound(f"job {export['job_id']} of export {export_id} no longer exists")
     complete = job.status in FINAL_STATUSES  # ended before the walk: no result can come after it
     writer = files.writer(export["key"], files_format.CONTENT_TYPES[fmt])
     rows, pending, reported = 0, [], clock()

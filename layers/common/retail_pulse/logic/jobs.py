@@ -12,6 +12,7 @@ from retail_pulse.domain.errors import InvalidRequest, JobConflict
 from retail_pulse.domain.models import ERROR_CLASSES, FINAL_STATUSES, LIVE_STATUSES, ImageResult, Job
 from retail_pulse.domain.rules import classify_error
 from retail_pulse.domain.store_master import StoreMaster
+from retail_pulse.domain.tenancy import Caller
 from retail_pulse.domain.validation import echo, parse_label
 from retail_pulse.logic.notify import NoticeOutcome, Notifier, deliver_notice
 from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
@@ -42,23 +43,23 @@ def list_jobs(
     next_token: str | None,
     *,
     jobs: JobLifecycleRepository,
+    caller: Caller,
     label: str | None = None,
 ) -> dict:
-    """Jobs newest first, from a job GSI or a label's index items (never a scan); `next_token` is
-    opaque and bound to `status` and `label`."""
+    """The caller's jobs newest first (an admin's: every client's), from its own partition of a job
+    GSI or a label's index items (never a scan); `next_token` is opaque and bound to the caller,
+    `status` and `label`."""
     status = status or None
     if status is not None and status not in LISTED_STATUSES:
         raise InvalidRequest(f"status: must be one of {', '.join(LISTED_STATUSES)}")
     page_size = parse_limit(limit, default=DEFAULT_JOBS_PAGE, maximum=MAX_JOBS_PAGE)
     wanted = _label_filter(label)
-    scope = status if wanted is None else [status, *wanted]
+    if wanted is not None and caller.admin:
+        raise InvalidRequest("label: lists one client's jobs; an admin key lists every client's without it")
+    scope = [caller.scope, status] if wanted is None else [caller.scope, status, *wanted]
     after = decode_token(next_token, scope, dict, "listing") if next_token else None
     try:
-        page, cursor = (
-            jobs.page_jobs(status, after, page_size, label=wanted)
-            if wanted
-            else jobs.page_jobs(status, after, page_size)
-        )
+        page, cursor = jobs.page_jobs(status, after, page_size, client_id=caller.listed_client, label=wanted)
     except ValueError:
         raise InvalidRequest("next_token: malformed or not from this listing") from None
     return {
@@ -94,12 +95,17 @@ def _listed(job: Job) -> dict:
 
 # -- POST /api/jobs/cancel ------------------------------------------------------------------------
 def cancel_job(
-    job_id: str | None, *, jobs: JobLifecycleRepository, notifier: Notifier, parking: ParkingLot | None = None
+    job_id: str | None,
+    *,
+    jobs: JobLifecycleRepository,
+    notifier: Notifier,
+    caller: Caller,
+    parking: ParkingLot | None = None,
 ) -> tuple[dict, NoticeOutcome | None]:
     """Cancels an ongoing or paused job (see DynamoJobRepository.cancel_job for the counts) and sends
     its notice; 409 when the job has already ended. Returns the job's status and the notice outcome.
     A paused job's parked messages are forgotten (they are among the cancelled)."""
-    job = require_job(job_id, jobs)
+    job = require_job(job_id, jobs, caller)
     if job.status not in LIVE_STATUSES or jobs.cancel_job(job.job_id, utc_now()) is None:
         ended = jobs.get_job(job.job_id) or job
         raise JobConflict(
@@ -109,7 +115,7 @@ def cancel_job(
     if parking is not None:
         for key, _ in parking.parked(job.job_id):
             parking.unpark(job.job_id, [key])
-    return job_status(job.job_id, jobs=jobs), outcome
+    return job_status(job.job_id, jobs=jobs, caller=caller), outcome
 
 
 # -- POST /api/jobs/retry -------------------------------------------------------------------------
@@ -124,6 +130,7 @@ def retry_job(
     jobs: RetryJobs,
     queue: ImageQueue,
     stores: StoreMaster,
+    caller: Caller,
     specs: JobSpecStore | None = None,
     on_job_ended: Callable[[str], None] | None = None,
     make_job_id: Callable[[], str] = new_job_id,
@@ -132,8 +139,10 @@ def retry_job(
 ) -> dict:
     """A new job of the failed images of an ended job (same store_id, visit_time, callback_url and
     labels), created by submit's own path; the two jobs are linked both ways (`retry_of` /
-    `retried_by`). `retry_filter` narrows the failed images retried (error class, stores, indexes)."""
-    job = require_job(job_id, jobs)
+    `retried_by`), and belong to the same client (an admin's retry too). `retry_filter` narrows the
+    failed images retried (error class, stores, indexes)."""
+    job = require_job(job_id, jobs, caller)
+    client_id = job.client_id or caller.client_id  # a job from before clients: the retrying caller's
     if job.status in LIVE_STATUSES:
         raise JobConflict(f"jobid: job {job.job_id} is still {job.status}; retry it once it has ended")
     if job.retried_by:
@@ -151,6 +160,7 @@ def retry_job(
             on_job_ended=on_job_ended,
             make_job_id=make_job_id,
             retry_filter=retry_filter if retry_filter is not None and retry_filter.active else None,
+            client_id=client_id,
         )
     failed = jobs.failed_results(job.job_id)
     if not failed:
@@ -191,6 +201,7 @@ def retry_job(
             make_job_id=lambda: retry_id,
             retry_of=job.job_id,
             labels=job.labels,
+            client_id=client_id,
         )
     except Exception as exc:
         if not getattr(exc, "extra", {}).get("job_id"):  # no job was created: undo the claim

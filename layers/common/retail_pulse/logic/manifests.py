@@ -29,6 +29,7 @@ from retail_pulse.domain.fanout import (
 from retail_pulse.domain.manifest import ManifestInvalid, sniff
 from retail_pulse.domain.models import Job
 from retail_pulse.domain.store_master import StoreMaster
+from retail_pulse.domain.tenancy import Caller
 from retail_pulse.domain.validation import (
     _check_no_credentials,
     _check_text,
@@ -74,7 +75,7 @@ UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 # -- POST /api/uploads ---------------------------------------------------------------------------------
 def create_upload(
-    body: str | None, *, settings: Settings, files: Files, make_id: Callable[[], str] = new_job_id
+    body: str | None, *, settings: Settings, files: Files, caller: Caller, make_id: Callable[[], str] = new_job_id
 ) -> dict:
     """A presigned PUT URL for one manifest file. With `{"size": bytes}` the URL takes exactly that
     many bytes (S3 checks the signed Content-Length); without, the size is checked at submit."""
@@ -92,7 +93,7 @@ def create_upload(
         if size is not None and size > settings.max_manifest_bytes:
             raise RequestTooLarge(f"size: a manifest may hold at most {settings.max_manifest_bytes} bytes")
     upload_id = make_id()
-    url = files.presign_put(upload_key(upload_id), size, settings.upload_url_expiry_s)
+    url = files.presign_put(upload_key(caller.client_id, upload_id), size, settings.upload_url_expiry_s)
     expires_at = format_utc(datetime.now(UTC) + timedelta(seconds=settings.upload_url_expiry_s))
     answer = {"upload_id": upload_id, "upload_url": url, "expires_at": expires_at, "method": "PUT"}
     return answer | {"max_bytes": settings.max_manifest_bytes, "size": size}
@@ -139,10 +140,12 @@ def submit_request(
     specs: JobSpecStore | None,
     files: Files,
     fanout: WorkQueue,
+    caller: Caller,
     on_job_ended: Callable[[str], None] | None = None,
     make_job_id: Callable[[], str] = new_job_id,
 ) -> dict:
-    """POST /api/submit: a manifest job (accepted at once, fanned out later), or an inline one."""
+    """POST /api/submit: a manifest job (accepted at once, fanned out later), or an inline one; the
+    job belongs to the calling client."""
     data = manifest_request(body)
     if data is not None:
         return submit_manifest(
@@ -151,6 +154,7 @@ def submit_request(
             jobs=jobs,
             files=files,
             fanout=fanout,
+            client_id=caller.client_id,
             on_job_ended=on_job_ended,
             make_job_id=make_job_id,
         )
@@ -162,6 +166,7 @@ def submit_request(
             jobs=jobs,
             queue=queue,
             stores=stores,
+            client_id=caller.client_id,
             specs=specs,
             on_job_ended=on_job_ended,
             make_job_id=make_job_id,
@@ -195,11 +200,13 @@ def submit_manifest(
     jobs: FanOutRepository,
     files: Files,
     fanout: WorkQueue,
+    client_id: str,
     on_job_ended: Callable[[str], None] | None = None,
     make_job_id: Callable[[], str] = new_job_id,
 ) -> dict:
-    """The job of an uploaded manifest: checked enough to be sure it is one (it exists, its size, its
-    format), then accepted at once; the fan-out checks every row and enqueues the images."""
+    """The job of an uploaded manifest (the client's own upload): checked enough to be sure it is one
+    (it exists, its size, its format), then accepted at once; the fan-out checks every row and
+    enqueues the images."""
     extra = sorted(set(data) - MANIFEST_SUBMIT_FIELDS)
     if extra:
         raise InvalidRequest(f"{extra[0]}: not with a manifest (send either visits or a manifest)")
@@ -208,7 +215,7 @@ def submit_manifest(
         raise InvalidRequest(f"manifest: must be an upload_id from POST {UPLOADS_PATH}")
     callback_url = callback_url_of(data.get("callback_url"), settings)
     threshold, labels = parse_job_controls(data)  # as an inline submit's (failure threshold, labels)
-    key = upload_key(upload_id)
+    key = upload_key(client_id, upload_id)
     stored = files.head(key)
     if stored is None:
         raise InvalidRequest(
@@ -235,6 +242,7 @@ def submit_manifest(
         callback_url=callback_url,
         threshold=threshold if threshold.set else None,
         labels=labels,
+        client_id=client_id,
     )
     _start_fanout(job_id, jobs=jobs, fanout=fanout, on_job_ended=on_job_ended)
     return {"job_id": job_id, "status_url": f"/api/status?jobid={job_id}", "phase": ACCEPTED, "format": fmt}
@@ -265,6 +273,7 @@ def retry_by_fanout(
     jobs: FanOutRepository,
     fanout: WorkQueue,
     on_job_ended: Callable[[str], None] | None = None,
+    client_id: str,
     make_job_id: Callable[[], str] = new_job_id,
     retry_filter: RetryFilter | None = None,
 ) -> dict:
@@ -283,6 +292,7 @@ def retry_by_fanout(
             retry_of=job.job_id,
             labels=job.labels,
             retry_filter=retry_filter.to_dict() if retry_filter is not None else None,
+            client_id=client_id,
         )
     except Exception:
         jobs.unlink_retry(job.job_id, retry_id)

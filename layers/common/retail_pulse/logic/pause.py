@@ -33,16 +33,17 @@ from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.errors import JobConflict
 from retail_pulse.domain.fanout import FANOUT_PHASES
 from retail_pulse.domain.models import LIVE_STATUSES, ImageTask
+from retail_pulse.domain.tenancy import Caller
 from retail_pulse.logic.status import job_status, require_job
 from retail_pulse.ports import ImageQueue, JobLifecycleRepository, JobRepository, ParkingLot, WorkQueue
 
 
-def pause_job(job_id: str | None, *, jobs: JobLifecycleRepository) -> dict:
-    job = require_job(job_id, jobs)
+def pause_job(job_id: str | None, *, jobs: JobLifecycleRepository, caller: Caller) -> dict:
+    job = require_job(job_id, jobs, caller)
     if not jobs.pause_job(job.job_id, utc_now()):
         now = jobs.get_job(job.job_id) or job
         raise JobConflict(f"jobid: job {job.job_id} is {now.status}; only ongoing jobs can be paused")
-    return job_status(job.job_id, jobs=jobs)
+    return job_status(job.job_id, jobs=jobs, caller=caller)
 
 
 def resume_job(
@@ -51,13 +52,14 @@ def resume_job(
     jobs: JobLifecycleRepository,
     parking: ParkingLot,
     queue: ImageQueue,
+    caller: Caller,
     fanout: WorkQueue | None = None,
 ) -> dict:
-    job = require_job(job_id, jobs)
+    job = require_job(job_id, jobs, caller)
     if not jobs.resume_job(job.job_id, utc_now()):
         now = jobs.get_job(job.job_id) or job
         raise JobConflict(f"jobid: job {job.job_id} is {now.status}; only paused jobs can be resumed")
-    body = job_status(job.job_id, jobs=jobs)
+    body = job_status(job.job_id, jobs=jobs, caller=caller)
     if fanout is not None and body.get("phase") in FANOUT_PHASES:
         # Paused while fanned out: its fan-out stopped (or will, at its next checkpoint, and the
         # message sent here then finds the lease free); it goes on from its last checkpoint.

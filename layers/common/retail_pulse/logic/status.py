@@ -7,6 +7,7 @@ from retail_pulse.domain.errors import InvalidRequest, JobNotFound
 from retail_pulse.domain.models import LIVE_STATUSES, ImageResult, Job
 from retail_pulse.domain.progress import plan
 from retail_pulse.domain.rules import classify_error
+from retail_pulse.domain.tenancy import Caller
 from retail_pulse.domain.validation import echo
 from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
 from retail_pulse.ports import JobReader, JobRepository
@@ -15,8 +16,8 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 
 
-def job_status(job_id: str | None, *, jobs: JobReader) -> dict:
-    job = require_job(job_id, jobs)
+def job_status(job_id: str | None, *, jobs: JobReader, caller: Caller) -> dict:
+    job = require_job(job_id, jobs, caller)
     body: dict[str, Any] = {
         "status": job.status,
         "job_id": job.job_id,
@@ -70,11 +71,12 @@ def job_results(
     next_token: str | None,
     *,
     jobs: JobRepository,
+    caller: Caller,
     order: str | None = None,
     since: str | None = None,
 ) -> dict:
     if order == "processed":
-        return results_feed(job_id, limit, since or next_token, jobs=jobs)
+        return results_feed(job_id, limit, since or next_token, jobs=jobs, caller=caller)
     if order not in (None, "", "index"):
         raise InvalidRequest("order: must be index or processed")
     if since:
@@ -83,14 +85,16 @@ def job_results(
     after = decode_token(next_token, job_id, int, "job") if next_token else None
     if after is not None and after < 0:
         raise InvalidRequest("next_token: malformed or not from this job")
-    job = require_job(job_id, jobs)
+    job = require_job(job_id, jobs, caller)
     # A page of a running job may hold fewer than `limit` results: the next page goes on from there.
     results, next_after = jobs.page_results(job.job_id, after, page_size, job.total)
     token = encode_token(job.job_id, next_after) if next_after is not None else None
     return {"job_id": job.job_id, "results": [_result_body(r) for r in results], "next_token": token}
 
 
-def results_feed(job_id: str | None, limit: int | str | None, since: str | None, *, jobs: JobRepository) -> dict:
+def results_feed(
+    job_id: str | None, limit: int | str | None, since: str | None, *, jobs: JobRepository, caller: Caller
+) -> dict:
     """Results in the order they were counted (ended), from a resumable cursor: every result of the
     job comes exactly once across pages, whatever runs concurrently (see ResultItems.feed_results).
     `next_since` is always set: follow it to get what ends next; `done` is true once the job has
@@ -99,7 +103,7 @@ def results_feed(job_id: str | None, limit: int | str | None, since: str | None,
     position = decode_token(since, ["feed", job_id], int, "job's feed") if since else 0
     if position < 0:
         raise InvalidRequest("since: malformed or not from this job's feed")
-    job = require_job(job_id, jobs)
+    job = require_job(job_id, jobs, caller)
     ended = job.status not in LIVE_STATUSES  # read before the feed: an ended job's feed is complete
     found = jobs.feed_results(job.job_id, position, page_size)
     position += len(found)
@@ -123,11 +127,14 @@ def progress(job: Job) -> dict:
     return body
 
 
-def require_job(job_id: str | None, jobs: JobReader) -> Job:
+def require_job(job_id: str | None, jobs: JobReader, caller: Caller) -> Job:
+    """The job, if it exists and is the caller's to see (an admin sees every client's). Another
+    client's job answers exactly as an unknown id does: the same error, so ids cannot be probed.
+    Every route that takes a `jobid` goes through here."""
     if not job_id:
         raise InvalidRequest("jobid: required")
     job = jobs.get_job(job_id) if len(job_id) <= 128 else None
-    if job is None:
+    if job is None or not caller.sees(job.client_id):
         raise JobNotFound(f"jobid: no job {echo(job_id)}")
     return job
 

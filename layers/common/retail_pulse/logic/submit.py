@@ -31,6 +31,7 @@ def submit_job(
     jobs: JobRepository,
     queue: ImageQueue,
     stores: StoreMaster,
+    client_id: str,  # the client (API key id) submitting it: domain/tenancy.py
     specs: JobSpecStore | None = None,  # where the image list is kept for the stall sweeper
     on_job_ended: Callable[[str], None] | None = None,  # a job that ends at submit owes its notice
     make_job_id: Callable[[], str] = new_job_id,
@@ -92,6 +93,7 @@ def submit_job(
         expires_at,
         callback_url=request.callback_url,
         retry_of=retry_of,
+        client_id=client_id,
         **controls,
     )
     if not to_process and on_job_ended:

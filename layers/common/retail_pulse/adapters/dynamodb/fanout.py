@@ -42,6 +42,7 @@ class FanOutItems(TableAccess):
         threshold: FailureThreshold | None = None,
         labels: dict[str, str] | None = None,
         retry_filter: dict | None = None,
+        client_id: str,
     ) -> None:
         """The job item, `accepted`: total 0 until the fan-out has checked the whole image list; its
         labels indexed as an inline job's (JobItems.create_job), its failure threshold kept."""
@@ -63,6 +64,7 @@ class FanOutItems(TableAccess):
             "expires_at": expires_at,
             "job_list": JOB_LIST,
             "job_list_sk": f"{created_at}#{job_id}",
+            "client_id": client_id,  # also the JobsByClient index's partition key
             "callback_url": callback_url,
             "retry_of": retry_of,
             "manifest_key": manifest.get("key"),
@@ -75,7 +77,12 @@ class FanOutItems(TableAccess):
             "retry_filter": retry_filter or None,
         }
         label_items = [
-            {"pk": label_pk(key, value), "sk": f"{created_at}#{job_id}", "job_id": job_id, "expires_at": expires_at}
+            {
+                "pk": label_pk(client_id, key, value),
+                "sk": f"{created_at}#{job_id}",
+                "job_id": job_id,
+                "expires_at": expires_at,
+            }
             for key, value in (labels or {}).items()
         ]
         for label in label_items:  # at most 10; before the job item, as at an inline submit

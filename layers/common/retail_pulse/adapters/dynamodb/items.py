@@ -143,6 +143,7 @@ def job_from_item(item: dict[str, Any]) -> Job:
         enqueued=item.get("enqueued", 0),
         manifest_errors=manifest_errors(item),
         manifest_error_count=item.get("manifest_error_count", 0),
+        client_id=item.get("client_id"),
     )
 
 

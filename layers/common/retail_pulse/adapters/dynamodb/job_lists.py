@@ -1,12 +1,12 @@
-"""Job lists: the jobs newest first (of one status, or one label), paged; and the ongoing jobs the
-stall sweeper walks. Reads of the job items' sparse indexes (see jobs.py)."""
+"""Job lists: a client's jobs (an admin's: every client's) newest first (of one status, or one
+label), paged; and the ongoing jobs the stall sweeper walks. Reads of the job items' sparse indexes (see jobs.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from retail_pulse.adapters.dynamodb.items import job_from_item, to_item
-from retail_pulse.adapters.dynamodb.jobs import JOB_LIST, JOBS_BY_CREATED_AT, JOBS_BY_STATUS
+from retail_pulse.adapters.dynamodb.items import from_item, job_from_item, to_item
+from retail_pulse.adapters.dynamodb.jobs import JOB_LIST, JOBS_BY_CLIENT, JOBS_BY_CREATED_AT, JOBS_BY_STATUS
 from retail_pulse.adapters.dynamodb.keys import (
     JOB_SK,
     job_key,
@@ -16,6 +16,11 @@ from retail_pulse.adapters.dynamodb.keys import (
 from retail_pulse.adapters.dynamodb.table import TableAccess
 from retail_pulse.domain.models import Job
 
+# A client's listing of one status filters its own index partition: a page reads at most this many
+# index entries (CLIENT_READS_PER_PAGE pages of CLIENT_READ_PAGE) before it answers, maybe short.
+CLIENT_READ_PAGE = 500
+CLIENT_READS_PER_PAGE = 4
+
 
 class JobLists(TableAccess):
     # Reads job items through JobItems.batch_get (the repository assembles both).
@@ -23,13 +28,25 @@ class JobLists(TableAccess):
 
     # -- listing and sweeping -----------------------------------------------------------------
     def page_jobs(
-        self, status: str | None, after: dict | None, limit: int, label: tuple[str, str] | None = None
+        self,
+        status: str | None,
+        after: dict | None,
+        limit: int,
+        *,
+        client_id: str | None,
+        label: tuple[str, str] | None = None,
     ) -> tuple[list[Job], dict | None]:
-        """Jobs newest first (of `status` if given): at most `limit`, and the cursor of the next page.
-        Raises ValueError on a cursor this method did not hand out for the same `status`."""
+        """Jobs newest first (of `status` if given; of client `client_id`, else every client's): at
+        most `limit`, and the cursor of the next page. A client's listing reads its own partition of
+        JobsByClient only (of one status: filtered there, so a page may come short with a cursor).
+        Raises ValueError on a cursor this method did not hand out for the same listing."""
         if label is not None:
-            return self._page_labelled(label, status, after, limit)
-        if status is None:
+            if client_id is None:
+                raise ValueError("a label lists one client's jobs")
+            return self._page_labelled(client_id, label, status, after, limit)
+        if client_id is not None:
+            index, key_names, partition = JOBS_BY_CLIENT, ("client_id", "job_list_sk"), client_id
+        elif status is None:
             index, key_names, partition = JOBS_BY_CREATED_AT, ("job_list", "job_list_sk"), JOB_LIST
         else:
             index, key_names, partition = JOBS_BY_STATUS, ("status", "created_at"), status
@@ -54,7 +71,15 @@ class JobLists(TableAccess):
             if not valid:
                 raise ValueError("cursor not from this listing")
             kwargs["ExclusiveStartKey"] = to_item(after)
-        keys, _ = self.query_page(limit + 1, **kwargs)  # one more than a page tells whether another follows
+        last_read = None
+        if client_id is not None and status is not None:
+            # The client's own partition only, filtered by status (projected into the index).
+            kwargs["FilterExpression"] = "#status = :status"
+            kwargs["ExpressionAttributeNames"]["#status"] = "status"
+            kwargs["ExpressionAttributeValues"].update(to_item({":status": status}))
+            keys, last_read = self._filtered_page(limit + 1, kwargs)
+        else:
+            keys, _ = self.query_page(limit + 1, **kwargs)  # one more than a page tells whether another follows
         page, more = keys[:limit], len(keys) > limit
         found = self.batch_get([{"pk": k["pk"], "sk": JOB_SK} for k in page], None, consistent=False)
         jobs = []
@@ -64,15 +89,36 @@ class JobLists(TableAccess):
             if item is None or (status is not None and item["status"] != status):
                 continue
             jobs.append(job_from_item(item))
-        cursor = {name: page[-1][name] for name in ("pk", "sk", *key_names)} if more and page else None
+        cursor = None
+        if more and page:
+            cursor = {name: page[-1][name] for name in ("pk", "sk", *key_names)}
+        elif last_read is not None:  # the reading budget ran out first: go on from the last entry read
+            cursor = {name: last_read[name] for name in ("pk", "sk", *key_names)}
         return jobs, cursor
 
+    def _filtered_page(self, want: int, kwargs: dict[str, Any]) -> tuple[list[dict], dict | None]:
+        """Up to `want` index entries that pass the filter, reading at most CLIENT_READS_PER_PAGE
+        pages; and the last entry read when that budget ran out first (None when the index ended or
+        `want` were found)."""
+        kwargs = {**kwargs, "TableName": self.table_name}
+        out: list[dict] = []
+        for _ in range(CLIENT_READS_PER_PAGE):
+            resp = self.retrying(self.client.query, Limit=CLIENT_READ_PAGE, **kwargs)
+            for item in resp.get("Items", []):
+                out.append(from_item(item))
+                if len(out) == want:
+                    return out, None
+            if "LastEvaluatedKey" not in resp:
+                return out, None
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return out, from_item(kwargs["ExclusiveStartKey"])
+
     def _page_labelled(
-        self, label: tuple[str, str], status: str | None, after: dict | None, limit: int
+        self, client_id: str, label: tuple[str, str], status: str | None, after: dict | None, limit: int
     ) -> tuple[list[Job], dict | None]:
-        """Jobs with a label, newest first, from the label's index items (one Query, no scan); a
-        `status` filters the page (which may then hold fewer than `limit` jobs)."""
-        partition = label_pk(*label)
+        """A client's jobs with a label, newest first, from the label's index items (one Query, no
+        scan); a `status` filters the page (which may then hold fewer than `limit` jobs)."""
+        partition = label_pk(client_id, *label)
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "pk = :part",
             "ExpressionAttributeValues": to_item({":part": partition}),

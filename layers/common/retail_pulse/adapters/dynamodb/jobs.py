@@ -1,9 +1,10 @@
 """Job items: creation, reads, the conditional updates that end a job, pause, events and retry links
 (listing: job_lists.py).
 
-Job items also carry the keys of two sparse KEYS_ONLY GSIs (no other item has them):
-  JobsByCreatedAt  job_list="JOB" / job_list_sk=<created_at>#<id>   every job, newest first
-  JobsByStatus     status / created_at                            jobs of one status
+Job items also carry the keys of three sparse GSIs (no other item has them):
+  JobsByClient     client_id / job_list_sk                        one client's jobs, newest first (+ status)
+  JobsByCreatedAt  job_list="JOB" / job_list_sk=<created_at>#<id>   every job, newest first (admin)
+  JobsByStatus     status / created_at                            jobs of one status (admin, sweeper)
 and, while a completion notice is owed, the sparse NoticesDue index key (see notices.py).
 Every update that ends a job is conditional on the job being live (`ongoing` or `paused`), so a job
 ends exactly once, and
@@ -33,6 +34,7 @@ from retail_pulse.domain.rules import ERROR_TEXT_LIMIT, MAX_STORE_ERRORS, final_
 JOB_LIST = "JOB"  # the one partition of JobsByCreatedAt (a job list needs one ordered partition)
 JOBS_BY_CREATED_AT = "JobsByCreatedAt"
 JOBS_BY_STATUS = "JobsByStatus"
+JOBS_BY_CLIENT = "JobsByClient"
 NOTICE_CHANNELS = {"topic", "callback"}  # owed by a job that just ended (the outbox, logic/notify.py)
 NOTICE_DUE = "DUE"  # the NoticesDue index's one partition
 LIVE = "#status IN (:ongoing, :paused)"  # a live job (paused included) can end, be counted, be cancelled
@@ -58,6 +60,7 @@ class JobItems(TableAccess):
         retry_of: str | None = None,
         threshold: FailureThreshold | None = None,
         labels: dict[str, str] | None = None,
+        client_id: str,
     ) -> None:
         """The job item, after the results of images that ended at submit (unknown stores): those are
         counted here (`precounted`), so the stream consumer skips them; they open the job's results
@@ -80,6 +83,7 @@ class JobItems(TableAccess):
             "expires_at": expires_at,
             "job_list": JOB_LIST,
             "job_list_sk": f"{created_at}#{job_id}",
+            "client_id": client_id,  # also the JobsByClient index's partition key
             "callback_url": callback_url,
             "retry_of": retry_of,
             "feed_seq": len(ended_at_submit),
@@ -99,7 +103,7 @@ class JobItems(TableAccess):
             requests.append({"PutRequest": {"Item": to_item(page)}})
         for key, value in (labels or {}).items():
             label = {
-                "pk": label_pk(key, value),
+                "pk": label_pk(client_id, key, value),
                 "sk": f"{created_at}#{job_id}",
                 "job_id": job_id,
                 "expires_at": expires_at,

@@ -124,5 +124,6 @@ def park_pk(job_id: str) -> str:
     return f"JOB#{job_id}#PARK"
 
 
-def label_pk(key: str, value: str) -> str:
-    return f"{LABEL_PREFIX}{key}:{value}"
+def label_pk(client_id: str, key: str, value: str) -> str:
+    """A label's index partition: one client's jobs with that label (another's never share it)."""
+    return f"{LABEL_PREFIX}{client_id}#{key}:{value}"
