@@ -17,7 +17,8 @@ from retail_pulse.logic.notify import notify_ended_jobs, send_event
 NOTICE_RESERVE_S = 25.0
 
 logger = Logger()
-tracer = Tracer()
+# X-Ray patches botocore only: no trace header goes to image hosts or callback URLs (requests, httplib).
+tracer = Tracer(patch_modules=kit.TRACED_MODULES)
 metrics = Metrics()
 
 

@@ -12,7 +12,8 @@ from retail_pulse.domain.retry import redelivery_delay_s
 from retail_pulse.logic.unfinished import end_dead_letters
 
 logger = Logger()
-tracer = Tracer()
+# X-Ray patches botocore only: no trace header goes to image hosts or callback URLs (requests, httplib).
+tracer = Tracer(patch_modules=kit.TRACED_MODULES)
 metrics = Metrics()
 
 

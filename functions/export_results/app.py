@@ -16,7 +16,8 @@ HOLD_MARGIN_S = 30  # an export is not handed to a second consumer while this in
 MAX_RECEIVES = 3  # the export queue's maxReceiveCount (template.yaml): then the export fails
 
 logger = Logger()
-tracer = Tracer()
+# X-Ray patches botocore only: no trace header goes to image hosts or callback URLs (requests, httplib).
+tracer = Tracer(patch_modules=kit.TRACED_MODULES)
 metrics = Metrics()
 
 

@@ -24,7 +24,8 @@ HOLD_MARGIN_S = 30
 BUSY_RETRY_S = 60  # another invocation holds the job's lease: look again then
 
 logger = Logger()
-tracer = Tracer()
+# X-Ray patches botocore only: no trace header goes to image hosts or callback URLs (requests, httplib).
+tracer = Tracer(patch_modules=kit.TRACED_MODULES)
 metrics = Metrics()
 
 

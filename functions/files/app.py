@@ -16,7 +16,8 @@ from retail_pulse.logic.exports import export_status, start_export
 from retail_pulse.logic.manifests import create_upload
 
 logger = Logger()
-tracer = Tracer()
+# X-Ray patches botocore only: no trace header goes to image hosts or callback URLs (requests, httplib).
+tracer = Tracer(patch_modules=kit.TRACED_MODULES)
 app = ApiResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 

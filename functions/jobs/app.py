@@ -24,7 +24,8 @@ from retail_pulse.logic.notify import notify_ended_jobs
 from retail_pulse.logic.pause import pause_job, resume_job
 
 logger = Logger()
-tracer = Tracer()
+# X-Ray patches botocore only: no trace header goes to image hosts or callback URLs (requests, httplib).
+tracer = Tracer(patch_modules=kit.TRACED_MODULES)
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 app = ApiResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)

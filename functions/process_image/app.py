@@ -22,7 +22,8 @@ WRITE_RESERVE_S = 5.0
 SETTLE_RESERVE_S = 3.0
 
 logger = Logger()
-tracer = Tracer()
+# X-Ray patches botocore only: no trace header goes to image hosts or callback URLs (requests, httplib).
+tracer = Tracer(patch_modules=kit.TRACED_MODULES)
 metrics = Metrics()  # namespace from POWERTOOLS_METRICS_NAMESPACE
 
 

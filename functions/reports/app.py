@@ -20,7 +20,8 @@ from retail_pulse.logic.reports import (
 from retail_pulse.logic.stores import DEFAULT_STORES, MAX_STORES, search_stores
 
 logger = Logger()
-tracer = Tracer()
+# X-Ray patches botocore only: no trace header goes to image hosts or callback URLs (requests, httplib).
+tracer = Tracer(patch_modules=kit.TRACED_MODULES)
 app = ApiResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 

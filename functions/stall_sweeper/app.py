@@ -14,7 +14,8 @@ from retail_pulse.logic.notify import notify_ended_jobs, retry_owed_notices, sen
 from retail_pulse.logic.unfinished import replay_stranded, stalled_jobs_to_notify, sweep_stalled_jobs
 
 logger = Logger()
-tracer = Tracer()
+# X-Ray patches botocore only: no trace header goes to image hosts or callback URLs (requests, httplib).
+tracer = Tracer(patch_modules=kit.TRACED_MODULES)
 metrics = Metrics()
 
 

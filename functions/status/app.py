@@ -23,7 +23,8 @@ OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json")
 ASSET_CACHE_CONTROL = "public, max-age=86400"
 
 logger = Logger()
-tracer = Tracer()
+# X-Ray patches botocore only: no trace header goes to image hosts or callback URLs (requests, httplib).
+tracer = Tracer(patch_modules=kit.TRACED_MODULES)
 app = ApiResolver(enable_validation=True, cors=api_cors())
 register_error_handlers(app, logger)
 

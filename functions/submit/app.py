@@ -18,7 +18,8 @@ from retail_pulse.logic.manifests import submit_request
 from retail_pulse.logic.notify import notify_ended_jobs
 
 logger = Logger()
-tracer = Tracer()
+# X-Ray patches botocore only: no trace header goes to image hosts or callback URLs (requests, httplib).
+tracer = Tracer(patch_modules=kit.TRACED_MODULES)
 metrics = Metrics()  # namespace from POWERTOOLS_METRICS_NAMESPACE
 # A rejected request has no metric to publish; Powertools would warn about that on every one.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)

@@ -31,6 +31,11 @@ if TYPE_CHECKING:  # adapters are imported by the factory that builds them: a fu
     from retail_pulse.adapters.work_queues import SqsImageStream, SqsWorkQueue
     from retail_pulse.domain.store_master import StoreMaster
 
+# The only library X-Ray patches (Tracer(patch_modules=...)): AWS calls are traced, and no
+# `X-Amzn-Trace-Id` header is added to downloads from image hosts or to callbacks (requests and
+# httplib stay unpatched).
+TRACED_MODULES = ("botocore",)
+
 _factories: list[Callable[[], Any]] = []
 
 
