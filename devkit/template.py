@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,11 +200,21 @@ class Stack:
 
     # -- provisioning ---------------------------------------------------------------------
     def provision(
-        self, dynamodb: Any, sqs: Any, s3: Any | None = None, sns: Any | None = None, *, existing_ok: bool = False
+        self,
+        dynamodb: Any,
+        sqs: Any,
+        s3: Any | None = None,
+        sns: Any | None = None,
+        *,
+        secretsmanager: Any | None = None,
+        secret_values: dict[str, str] | None = None,
+        existing_ok: bool = False,
     ) -> Stack:
-        """Creates the template's topics, tables, queues and buckets. `existing_ok`: tables that
-        already exist (a restored local state) are kept as they are, if their keys and indexes are
-        the template's (ValueError otherwise); topics, queues and buckets are created idempotently."""
+        """Creates the template's topics, tables, queues, buckets and secrets. `existing_ok`: tables
+        that already exist (a restored local state) are kept as they are, if their keys and indexes
+        are the template's (ValueError otherwise); topics, queues, buckets and secrets are created
+        idempotently. A secret's value is `secret_values[logical]`, else generated as its
+        GenerateSecretString asks (without a Secrets Manager client: only its ARN is known)."""
         for logical in self.of_type("AWS::SNS::Topic"):
             # Without an SNS client the ARN is still known (functions' environment names it).
             name = f"{self.prefix}-{logical}"
@@ -226,7 +237,24 @@ class Stack:
                 self._configure_bucket(s3, name, res.get("Properties", {}))
             self.refs[logical] = name
             self.attrs[(logical, "Arn")] = f"arn:aws:s3:::{name}"
+        for logical, res in self.of_type("AWS::SecretsManager::Secret").items():
+            self._create_secret(secretsmanager, logical, res.get("Properties", {}), (secret_values or {}).get(logical))
         return self
+
+    def _create_secret(self, client: Any | None, logical: str, props: dict, chosen: str | None) -> None:
+        name = f"{self.prefix}-{logical}"
+        arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}"
+        if client is not None:
+            length = int(props.get("GenerateSecretString", {}).get("PasswordLength", 32))
+            value = chosen if chosen is not None else secrets.token_hex(length)[:length]  # no punctuation
+            try:
+                arn = client.create_secret(Name=name, SecretString=value)["ARN"]
+            except client.exceptions.ResourceExistsException:  # a restored local state keeps its value...
+                arn = client.describe_secret(SecretId=name)["ARN"]
+                if chosen is not None:  # ...unless one is chosen now
+                    client.put_secret_value(SecretId=arn, SecretString=chosen)
+        self.refs[logical] = arn
+        self.attrs[(logical, "Id")] = arn
 
     def _configure_bucket(self, s3: Any, name: str, props: dict) -> None:
         """What a bucket's clients meet: its versioning (object versions) and CORS (browsers)."""

@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         "also checked like --api-key)",
     )
     parser.add_argument(
+        "--callback-signing-secret",
+        metavar="KEY",
+        help="the key signing job callbacks, kept in the local Secrets Manager (default: $CALLBACK_SIGNING_SECRET, "
+        "else made up and printed; empty: no callbacks)",
+    )
+    parser.add_argument(
         "--integration-timeout",
         type=float,
         default=INTEGRATION_TIMEOUT_S,
@@ -125,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         warm=args.warm,
         api_keys=args.api_key,
         admin_api_keys=args.admin_api_key,
+        callback_signing_secret=args.callback_signing_secret,
         integration_timeout=args.integration_timeout,
         aws_limits=aws_limits(args),
         template=args.template,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import threading
 import time
 import uuid
@@ -48,6 +47,9 @@ class Options:
     api_keys: list[str] = field(default_factory=list)  # when set, routes that require a key check x-api-key
     # Keys that see every client's jobs (also accepted as keys): AdminApiKeyIds gets their ids.
     admin_api_keys: list[str] = field(default_factory=list)
+    # The callback signing key kept in the local Secrets Manager ("" : no callbacks); None: see
+    # chosen_signing_secret.
+    callback_signing_secret: str | None = None
     integration_timeout: float = INTEGRATION_TIMEOUT_S  # API Gateway's; tests shorten it
     aws_limits: LimitsConfig | None = field(default_factory=LimitsConfig)  # None: moto never refuses
     template: Path | None = None  # default: template.yaml (tests run others)
@@ -72,20 +74,19 @@ def admin_key_ids(options: Options) -> str | None:
     return ",".join(dict.fromkeys(api_key_id(key) for key in options.admin_api_keys))
 
 
-# The template parameter of the key that signs job callbacks, and the variable functions read it from.
-SIGNING_SECRET_PARAMETER = "CallbackSigningSecret"  # noqa: S105 - a name, not a secret
+# The template's secret that signs job callbacks, and the local stack's own variable choosing its
+# value locally (the functions only ever get the secret's ARN and read it from Secrets Manager).
+SIGNING_SECRET_RESOURCE = "CallbackSigningSecret"  # noqa: S105 - a name, not a secret
 SIGNING_SECRET_VARIABLE = "CALLBACK_SIGNING_SECRET"  # noqa: S105 - a name, not a secret
 
 
-def signing_secret_to_generate(options: Options, template_parameters: dict, environ=os.environ) -> bool:
-    """True when nobody chose the callback signing key: a run without one could not call callbacks
-    back at all (submit refuses a callback_url), so the local stack makes one up for the run."""
-    chosen = (
-        SIGNING_SECRET_PARAMETER in options.parameter_overrides
-        or SIGNING_SECRET_VARIABLE in environ
-        or SIGNING_SECRET_VARIABLE in options.environment
-    )
-    return SIGNING_SECRET_PARAMETER in template_parameters and not chosen
+def chosen_signing_secret(options: Options, environ=os.environ) -> str | None:
+    """The callback signing key the local Secrets Manager keeps: --callback-signing-secret, else
+    CALLBACK_SIGNING_SECRET of the local stack's environment; "" runs without callbacks (submit
+    then refuses a callback_url); None: made up for the run (kept with the state)."""
+    if options.callback_signing_secret is not None:
+        return options.callback_signing_secret
+    return environ.get(SIGNING_SECRET_VARIABLE)
 
 
 def parse_rate(expression: str) -> float | None:
@@ -111,21 +112,26 @@ class LocalStack:
         admins = admin_key_ids(options)
         if admins is not None and ADMIN_KEYS_PARAMETER in self.stack.template.get("Parameters", {}):
             self.stack.parameters[ADMIN_KEYS_PARAMETER] = admins
-        self.generated_signing_secret: str | None = None
-        if signing_secret_to_generate(options, self.stack.template.get("Parameters", {})):
-            self.generated_signing_secret = secrets.token_urlsafe(24)
-            self.stack.parameters[SIGNING_SECRET_PARAMETER] = self.generated_signing_secret
+        chosen = chosen_signing_secret(options)
         try:
             self.stack.provision(
                 self.aws.client("dynamodb", config=config),
                 self.aws.client("sqs", config=config),
                 self.aws.client("s3", config=config),
                 self.aws.client("sns", config=config),
+                secretsmanager=self.aws.client("secretsmanager", config=config),
+                secret_values={SIGNING_SECRET_RESOURCE: chosen} if chosen else None,
                 existing_ok=bool(self.aws.moto_restored and self.aws.moto_restored.ok),
             )
         except ValueError as exc:  # a restored table that the template has changed since
             self.aws.stop()
             raise SystemExit(f"{exc}: the state in {options.state_dir} is from another template; use --fresh") from None
+        # What the callbacks are signed with (a restored state keeps its key), for the banner.
+        self.signing_secret, self.signing_secret_chosen = "", chosen is not None
+        if chosen != "" and SIGNING_SECRET_RESOURCE in self.stack.refs:
+            secrets_client = self.aws.client("secretsmanager", config=config)
+            arn = self.stack.refs[SIGNING_SECRET_RESOURCE]
+            self.signing_secret = secrets_client.get_secret_value(SecretId=arn)["SecretString"]
         # SNS topics (e.g. JobEventsTopic) are readable at GET /_local/topics/<LogicalId>.
         self.topics = TopicInbox(options.host)
         for logical in self.stack.of_type("AWS::SNS::Topic"):
@@ -160,9 +166,10 @@ class LocalStack:
             options.env_file.write_text(json.dumps(environments, indent=2, sort_keys=True))
 
     def _function_env(self, resolved: dict[str, str], raw: dict) -> dict[str, str]:
-        return local_environment(
-            resolved, raw, self.stack.resources, self.aws.environment(), overrides=self.options.environment
-        )
+        overrides = dict(self.options.environment)
+        if "CALLBACK_SIGNING_SECRET_ARN" in resolved and not self.signing_secret:
+            overrides["CALLBACK_SIGNING_SECRET_ARN"] = ""  # no key chosen: callbacks are off
+        return local_environment(resolved, raw, self.stack.resources, self.aws.environment(), overrides=overrides)
 
     def _add_function(self, spec, raw_env: dict) -> None:
         env = self._function_env(spec.environment, raw_env)
@@ -253,10 +260,10 @@ class LocalStack:
         if self.options.no_api:
             lines[0] = f"API          none (--no-api); samples and topics at {self.url}"
         lines.append(f"Clients      {self._clients_banner()}")
-        if self.generated_signing_secret:
+        if self.signing_secret and not self.signing_secret_chosen:
             lines.append(
-                f"Callbacks    signed with {SIGNING_SECRET_VARIABLE}={self.generated_signing_secret} "
-                f"(made up for this run; --parameter-overrides {SIGNING_SECRET_PARAMETER}=... to choose)"
+                f"Callbacks    signed with {SIGNING_SECRET_VARIABLE}={self.signing_secret} (made up, kept in the "
+                f"local Secrets Manager as {SIGNING_SECRET_RESOURCE}; {SIGNING_SECRET_VARIABLE}=... to choose)"
             )
         lines.append("INIT         " + self._init_banner())
         for route in self.gateway.routes:

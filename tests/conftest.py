@@ -58,7 +58,14 @@ def stack(aws_env, monkeypatch, stack_template):
 
     with mock_aws():
         sqs = boto3.client("sqs")
-        built = Stack(stack_template).provision(boto3.client("dynamodb"), sqs, boto3.client("s3"), boto3.client("sns"))
+        built = Stack(stack_template).provision(
+            boto3.client("dynamodb"),
+            sqs,
+            boto3.client("s3"),
+            boto3.client("sns"),
+            secretsmanager=boto3.client("secretsmanager"),
+            secret_values={"CallbackSigningSecret": SIGNING_SECRET},
+        )
         env = {}
         for spec in built.functions().values():
             env.update(spec.environment)
@@ -73,6 +80,9 @@ def stack(aws_env, monkeypatch, stack_template):
                 "DOWNLOAD_READ_TIMEOUT_S": "1",
                 # The image server of these tests listens on 127.0.0.1, which the cloud refuses (SSRF).
                 "ALLOW_PRIVATE_IMAGE_HOSTS": "true",
+                # Callbacks off unless a test turns them on (the `lifecycle` fixture): a submit with a
+                # callback_url is then refused, as on a deployment without a signing key.
+                "CALLBACK_SIGNING_SECRET_ARN": "",
             }
         )
         for key, value in env.items():
@@ -86,7 +96,8 @@ def stack(aws_env, monkeypatch, stack_template):
 @pytest.fixture
 def lifecycle(stack, monkeypatch):
     """The stack with a signing secret, and an SQS queue subscribed to the job events topic."""
-    monkeypatch.setenv("CALLBACK_SIGNING_SECRET", SIGNING_SECRET)
+    # The template's secret (SIGNING_SECRET in moto's Secrets Manager), read by the notifier.
+    monkeypatch.setenv("CALLBACK_SIGNING_SECRET_ARN", stack.stack.refs["CallbackSigningSecret"])
     stack.reset_caches()
     sqs = boto3.client("sqs")
     inbox = sqs.create_queue(QueueName="job-events-inbox")["QueueUrl"]

@@ -47,7 +47,7 @@ ENV = {
     "POWERTOOLS_SERVICE_NAME": "retail-pulse",
     "POWERTOOLS_METRICS_NAMESPACE": "RetailPulseScale",
     "JOB_EVENTS_TOPIC_ARN": "",  # no topic: notices are bookkept on the job item, nothing is published
-    "CALLBACK_SIGNING_SECRET": "",
+    "CALLBACK_SIGNING_SECRET_ARN": "",
     "MAX_RECEIVE_COUNT": "5",
     "PROCESS_CONCURRENCY": "10",
 }

@@ -236,7 +236,7 @@ def test_a_notice_that_could_not_be_published_when_the_job_ended_is_sent_by_the_
 
     assert dead_letter(stack, message) == set()  # the image is recorded
     with monkeypatch.context() as patch:
-        patch.setattr(handler_kit, "notifier", lambda: Notifier(DownTopic(), working.callbacks, "s"))
+        patch.setattr(handler_kit, "notifier", lambda: Notifier(DownTopic(), working.callbacks, lambda: "s"))
         stack.pump_streams()  # the stream consumer ends the job; its notice cannot go out and stays owed
     assert status(stack, job_id)["status"] == "failed" and stack.events() == []
     # The ending call's lease on the notice runs out (here: its job ended an hour ago).

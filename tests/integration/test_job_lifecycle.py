@@ -226,7 +226,7 @@ def test_a_notice_that_could_not_be_published_is_sent_by_a_later_batch_of_the_jo
             raise RuntimeError("SNS unavailable")
 
     working = handler_kit.notifier()
-    monkeypatch.setattr(handler_kit, "notifier", lambda: Notifier(DownTopic(), working.callbacks, SECRET))
+    monkeypatch.setattr(handler_kit, "notifier", lambda: Notifier(DownTopic(), working.callbacks, lambda: SECRET))
     job_id = stack.submit_job([visit([image])])
     messages = stack.receive()
     assert stack.invoke_process(messages) == set()  # the result is written
@@ -239,6 +239,34 @@ def test_a_notice_that_could_not_be_published_is_sent_by_a_later_batch_of_the_jo
     [event] = stack.events()
     assert event["job_id"] == job_id
     assert status_of(stack, job_id)["progress"]["processed"] == 1  # counted once
+
+
+def test_a_callback_whose_secret_cannot_be_read_is_never_sent_unsigned_and_stays_owed(
+    lifecycle, image, callbacks, monkeypatch
+):
+    stack = lifecycle
+    working = handler_kit.notifier()
+
+    def unreadable() -> str:
+        raise RuntimeError("Secrets Manager unavailable")
+
+    monkeypatch.setattr(handler_kit, "notifier", lambda: Notifier(working.topic, working.callbacks, unreadable))
+    code, accepted = stack.api(
+        "POST", "/api/submit", body={"count": 1, "visits": [visit([image])], "callback_url": callbacks.url}
+    )
+    assert code == 201, accepted
+    messages = stack.receive()
+    assert stack.invoke_process(messages) == set()
+    stack.pump_streams()  # the job ends: the topic is published, the callback cannot be signed
+    assert callbacks.calls == [] and len(stack.events()) == 1
+    job_item = next(i for i in stack.items() if i["pk"]["S"] == f"JOB#{accepted['job_id']}" and i["sk"]["S"] == "JOB")
+    assert job_item["notices_owed"] == {"SS": ["callback"]}
+
+    monkeypatch.setattr(handler_kit, "notifier", lambda: working)  # the secret readable again
+    assert not stack.invoke_process(messages)  # a redelivered message of the job meets the owed notice
+    [(headers, raw)] = callbacks.calls
+    assert headers["X-Retail-Pulse-Signature"] == "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    assert stack.events() == []  # the topic was not published again
 
 
 def test_callback_url_is_validated_like_image_urls(lifecycle, image):
@@ -278,7 +306,7 @@ def test_retry_makes_a_linked_job_of_the_failed_images(lifecycle, image_server, 
 
 
 def test_a_callback_url_without_a_signing_secret_is_refused_and_says_why(stack, image):
-    # The `stack` fixture has no CALLBACK_SIGNING_SECRET (the template's default): such callbacks
+    # The `stack` fixture has no CALLBACK_SIGNING_SECRET_ARN (callbacks off, as without a key): such callbacks
     # would never be sent, so the job is refused instead of accepted with a promise it cannot keep.
     body = {"count": 1, "visits": [visit([image])], "callback_url": "https://hooks.example.com/done"}
     code, error = stack.api("POST", "/api/submit", body=body)

@@ -25,6 +25,7 @@ from devkit.template import Stack
 SAM_POLICY_ACTIONS = {
     "SNSPublishMessagePolicy": ({"sns:Publish"}, "TopicName"),
     "SQSSendMessagePolicy": ({"sqs:SendMessage*", "sqs:ChangeMessageVisibility*"}, "QueueName"),
+    "AWSSecretsManagerGetSecretValuePolicy": ({"secretsmanager:GetSecretValue"}, "SecretArn"),
 }
 # IAM actions that authorise an API call under another name (S3's multipart parts are PutObject).
 S3_ACTION_OF = {
@@ -45,6 +46,8 @@ TRANSACT_ACTION_OF = {
 def shape(resource) -> str:
     """A template Resource as the recorder names what a call touches: `<LogicalId>[<path>]`, e.g.
     `JobsTable`, `JobsTable/index/*`, `DataBucket/uploads/*`, `ImageQueue`."""
+    if isinstance(resource, dict) and "Ref" in resource:
+        return resource["Ref"]
     if isinstance(resource, dict) and "Fn::GetAtt" in resource:
         target = resource["Fn::GetAtt"]
         return target[0] if isinstance(target, list) else str(target).split(".")[0]
@@ -97,7 +100,7 @@ class CallsByFunction:
 
         return running
 
-    def made(self, service: str, operation: str, params: dict) -> list[tuple[str, str]]:
+    def made(self, service: str, operation: str, params: dict) -> list[tuple[str, str]]:  # noqa: PLR0911 - one per service
         if service == "dynamodb":
             if operation == "TransactWriteItems":
                 return [
@@ -118,6 +121,8 @@ class CallsByFunction:
             return [(f"sqs:{operation}", self.logical[params["QueueUrl"]])]
         if service == "sns":
             return [(f"sns:{operation}", self.logical[params["TopicArn"]])]
+        if service == "secretsmanager":
+            return [(f"secretsmanager:{operation}", self.logical[params["SecretId"]])]
         return [(f"{service}:{operation}", "?")]
 
     def patch(self, monkeypatch, stack) -> None:
@@ -158,10 +163,13 @@ def test_no_function_holds_a_crud_policy():
 
 
 def test_every_call_a_function_makes_is_granted_by_its_own_policy(stack, png, image_server, monkeypatch):
+    monkeypatch.setenv("CALLBACK_SIGNING_SECRET_ARN", stack.stack.refs["CallbackSigningSecret"])  # callbacks on
+    stack.reset_caches()
     calls = CallsByFunction(stack)
     calls.patch(monkeypatch, stack)
     missing = image_server.url("/least-privilege/missing.png")
-    body = {"count": 1, "visits": visits([png, png, missing]), "labels": {"team": "lp"}}
+    hook = image_server.url("/least-privilege/hook")  # callbacks are signed: the secret is read
+    body = {"count": 1, "visits": visits([png, png, missing]), "labels": {"team": "lp"}, "callback_url": hook}
     code, accepted = stack.api("POST", "/api/submit", body=body, headers={"Idempotency-Key": "lp-1"})
     assert code == 201, accepted
     job_id = accepted["job_id"]
@@ -229,6 +237,10 @@ def test_every_call_a_function_makes_is_granted_by_its_own_policy(stack, png, im
             refused[function] = not_granted
         checked += len(made)
     assert not refused, f"calls not in the calling function's policy: {refused}"
+    signers = {
+        f for f, made in calls.calls.items() if ("secretsmanager:GetSecretValue", "CallbackSigningSecret") in made
+    }
+    assert signers, "no callback was signed: the secret's grant went unchecked"
     everyone = {"submit", "process_image", "count_results", "status", "jobs", "reports", "dead_letter", "files"}
     assert everyone | {"fan_out", "export_results", "stall_sweeper"} <= set(calls.calls), set(calls.calls)
     record("least privilege (in-process): every AWS call of every function is in its own policy", checked)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from devkit.function_env import LOCAL_DEFAULTS, local_environment
 from devkit.template import Stack
-from local_stack.stack import Options, signing_secret_to_generate
+from local_stack.stack import Options, chosen_signing_secret
 
 ENDPOINTS = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:2"}
 
@@ -52,10 +52,10 @@ def test_resource_names_stay_the_local_stacks_and_overrides_win():
 
 
 def test_a_signing_secret_is_made_up_only_when_nobody_chose_one():
-    parameters = {"CallbackSigningSecret": {"Type": "String"}}
-    assert signing_secret_to_generate(Options(), parameters, environ={})
-    chosen = Options(parameter_overrides={"CallbackSigningSecret": "mine"})
-    assert not signing_secret_to_generate(chosen, parameters, environ={})
-    assert not signing_secret_to_generate(Options(), parameters, environ={"CALLBACK_SIGNING_SECRET": ""})
-    assert not signing_secret_to_generate(Options(environment={"CALLBACK_SIGNING_SECRET": "x"}), parameters, environ={})
-    assert not signing_secret_to_generate(Options(), {}, environ={})
+    assert chosen_signing_secret(Options(), environ={}) is None  # made up
+    assert (
+        chosen_signing_secret(Options(callback_signing_secret="mine"), environ={"CALLBACK_SIGNING_SECRET": "x"})  # noqa: S106
+        == "mine"
+    )
+    assert chosen_signing_secret(Options(), environ={"CALLBACK_SIGNING_SECRET": "x"}) == "x"
+    assert chosen_signing_secret(Options(), environ={"CALLBACK_SIGNING_SECRET": ""}) == ""  # no callbacks

@@ -33,7 +33,7 @@ def test_setting_names_are_the_settings_models_fields():
     from retail_pulse.settings import Settings
 
     assert list(setting_names()) == [name.upper() for name in Settings.field_names()]
-    assert {"ALLOW_PRIVATE_IMAGE_HOSTS", "CALLBACK_SIGNING_SECRET", "DOWNLOAD_ATTEMPTS"} <= set(setting_names())
+    assert {"ALLOW_PRIVATE_IMAGE_HOSTS", "CALLBACK_SIGNING_SECRET_ARN", "DOWNLOAD_ATTEMPTS"} <= set(setting_names())
 
 
 def test_every_variable_a_function_is_given_is_declared():

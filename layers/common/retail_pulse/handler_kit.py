@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # adapters are imported by the factory that builds them: a fu
 # `X-Amzn-Trace-Id` header is added to downloads from image hosts or to callbacks (requests and
 # httplib stay unpatched).
 TRACED_MODULES = ("botocore",)
+SECRET_MAX_AGE_S = 300  # how long a function keeps the signing secret it read
 
 _factories: list[Callable[[], Any]] = []
 
@@ -181,8 +182,22 @@ def notifier_from_settings(s: Settings) -> Notifier:
                 read_timeout=s.download_read_timeout_s,
             )
         ),
-        signing_secret=s.callback_signing_secret.get_secret_value(),
+        signing_secret=secret_reader(s.callback_signing_secret_arn),
     )
+
+
+def secret_reader(arn: str) -> Callable[[], str]:
+    """The signing secret's value, from Secrets Manager (Powertools parameters: cached for
+    SECRET_MAX_AGE_S, so a rotated secret applies within that); "" when no secret is configured."""
+    if not arn:
+        return lambda: ""
+
+    def read() -> str:
+        from aws_lambda_powertools.utilities.parameters import get_secret
+
+        return str(get_secret(arn, max_age=SECRET_MAX_AGE_S))
+
+    return read
 
 
 def clear_caches() -> None:

@@ -15,27 +15,6 @@ _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
-class SecretStr:
-    """A value that never shows in a repr or a log line (as pydantic's SecretStr, which this replaces)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get_secret_value(self) -> str:
-        return self._value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SecretStr) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __repr__(self) -> str:
-        return "SecretStr('**********')" if self._value else "SecretStr('')"
-
-
 def Field(default: Any, *, ge: float | None = None, gt: float | None = None) -> Any:
     """A setting's default and bounds (checked by `Settings.__post_init__`)."""
     return field(default=default, metadata={"ge": ge, "gt": gt})
@@ -48,8 +27,6 @@ def _convert(name: str, value: Any, kind: str) -> Any:
         if lowered not in _TRUE | _FALSE:
             raise ValueError(f"{name.upper()}: not a boolean: {value!r}")
         return lowered in _TRUE
-    if kind == "SecretStr":
-        return value if isinstance(value, SecretStr) else SecretStr(str(value))
     try:
         return {"int": int, "float": float, "str": str, "bool": bool}[kind](value)
     except (TypeError, ValueError):
@@ -101,7 +78,9 @@ class Settings:
     cors_allow_origin: str = "*"
     # Job completion notices (logic/notify.py): the SNS topic, and the key signing callbacks.
     job_events_topic_arn: str = ""
-    callback_signing_secret: SecretStr = field(default=SecretStr(""))  # empty: callbacks are not sent
+    # The ARN of the Secrets Manager secret whose value signs callbacks (fetched and cached by the
+    # notifier, never in the environment); empty: callbacks are not sent, so submit refuses them.
+    callback_signing_secret_arn: str = ""
     # Clients: the API key ids (requestContext.identity.apiKeyId) that see every client's jobs,
     # separated by commas (template parameter AdminApiKeyIds); empty: no admin.
     admin_api_key_ids: str = ""
@@ -130,6 +109,10 @@ class Settings:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+    @property
+    def callbacks_enabled(self) -> bool:
+        return bool(self.callback_signing_secret_arn)
 
     @property
     def admin_key_ids(self) -> frozenset[str]:

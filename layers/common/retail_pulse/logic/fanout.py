@@ -251,7 +251,7 @@ def _check_pass(
             message = "no failed images to retry" + (" matching the filter" if job.retry_filter else "")
         errors, error_count, reason = [{"line": position.line, "error": message}], 1, f"manifest: {message}"
     callback_url = getattr(reader, "callback_url", None)
-    signed = bool(settings.callback_signing_secret.get_secret_value())
+    signed = settings.callbacks_enabled
     if reason is None and callback_url and not job.callback_url and not signed:
         errors, error_count = [{"line": position.line, "error": CALLBACKS_DISABLED}], 1
         reason = f"manifest: {CALLBACKS_DISABLED}"

@@ -188,7 +188,7 @@ def callback_url_of(value: object, settings: Settings) -> str | None:
         raise InvalidRequest("callback_url: must be an absolute http(s) URL")
     _check_text(value, "callback_url", settings.max_url_length)  # type: ignore[arg-type]
     _check_no_credentials(value, "callback_url")  # type: ignore[arg-type]
-    if not settings.callback_signing_secret.get_secret_value():
+    if not settings.callbacks_enabled:
         raise InvalidRequest(CALLBACKS_DISABLED)
     return value  # type: ignore[return-value]
 

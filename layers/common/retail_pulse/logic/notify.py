@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from retail_pulse.domain.clock import utc_now
@@ -29,13 +30,16 @@ SIGNATURE_HEADER = "X-Retail-Pulse-Signature"
 EVENT_HEADER = "X-Retail-Pulse-Event"
 EVENT_NAME = "job.ended"
 NOTICE_ERRORS = 10  # store errors in a notice (the summary; status has up to 1,000)
+NO_SECRET = "failed: the signing secret could not be read"  # noqa: S105 - an outcome, not a secret
 
 
 @dataclass(frozen=True)
 class Notifier:
     topic: EventTopic | None  # None: no topic configured (the topic channel counts as delivered)
     callbacks: CallbackSender
-    signing_secret: str  # empty: callbacks are not sent (receivers could not verify them)
+    # The key signing callbacks, asked for at each callback (a rotated secret applies within the
+    # adapter's cache time); empty: callbacks are not sent (receivers could not verify them).
+    signing_secret: Callable[[], str]
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,9 @@ def deliver_notice(job_id: str, *, jobs: JobLifecycleRepository, notifier: Notif
     callback = "none"
     if "callback" in job.notices_owed:
         callback = _call_back(job, body, notifier)
-        jobs.notice_delivered(job_id, "callback")  # sent, or given up after the sender's retries
-    if topic_error is not None:
+        if not callback.startswith(NO_SECRET):  # else unsent (never unsigned): still owed
+            jobs.notice_delivered(job_id, "callback")  # sent, or given up after the sender's retries
+    if topic_error is not None or callback.startswith(NO_SECRET):
         jobs.release_notice(job_id)  # the next batch that meets the job may retry at once
     return NoticeOutcome(job_id, topic_error, callback)
 
@@ -107,11 +112,15 @@ def deliver_notice(job_id: str, *, jobs: JobLifecycleRepository, notifier: Notif
 def _call_back(job: Job, body: bytes, notifier: Notifier, event: str = EVENT_NAME) -> str:
     if not job.callback_url:
         return "none"
-    if not notifier.signing_secret:
+    try:
+        secret = notifier.signing_secret()
+    except Exception as exc:  # the secret could not be read now: nothing is sent unsigned
+        return f"{NO_SECRET}: {type(exc).__name__}: {exc}"[:300]
+    if not secret:
         return "unsigned"
     headers = {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: signature(body, notifier.signing_secret),
+        SIGNATURE_HEADER: signature(body, secret),
         EVENT_HEADER: event,
     }
     try:

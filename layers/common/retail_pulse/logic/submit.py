@@ -15,7 +15,7 @@ from retail_pulse.settings import Settings
 
 STORE_NOT_FOUND = "store_id {store_id} not in Store Master"
 CALLBACKS_DISABLED = (
-    "callback_url: callbacks are disabled on this deployment (no CALLBACK_SIGNING_SECRET: they could "
+    "callback_url: callbacks are disabled on this deployment (no CALLBACK_SIGNING_SECRET_ARN: they could "
     "not be signed); follow status_url or the job events topic instead"
 )
 
@@ -43,7 +43,7 @@ def submit_job(
     request = parse_job_request(body, settings.max_images_per_job, InputLimits.from_settings(settings))
     # Accepting it would promise a call that never comes (unsigned callbacks are not sent). A retry
     # keeps its job's callback_url as it was accepted then: only a new submission is refused.
-    if request.callback_url and retry_of is None and not settings.callback_signing_secret.get_secret_value():
+    if request.callback_url and retry_of is None and not settings.callbacks_enabled:
         raise InvalidRequest(CALLBACKS_DISABLED)
     job_id = make_job_id()
     created_at = utc_now()
