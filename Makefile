@@ -12,6 +12,8 @@ PYTHON312 ?= $(shell for p in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { command -v "$$p"; break; }; done)
 SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} PATH="$(dir $(PYTHON312)):$$PATH" \
 	$(SAM_VENV)/bin/sam
 
@@ -62,11 +64,19 @@ $(SAM_STAMP): requirements-sam.txt
 	$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt
 	@touch $(SAM_STAMP)
 
-# What a deploy would trip over, without deploying: cfn-lint, SAM's own lint, and a real build (no container).
-deploy-check: $(STAMP) $(SAM_STAMP)
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements-checkov.txt
+	@touch $(CHECKOV_STAMP)
+
+# What a deploy would trip over, without deploying: cfn-lint, SAM's own lint, checkov's AWS checks
+# (each finding fixed or waived with its reason in .checkov.yaml), and a real build (no container).
+deploy-check: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP)
 	@test -n "$(PYTHON312)" || { echo "deploy-check: python3.12 is needed on PATH for sam build" >&2; exit 1; }
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov -f template.yaml --config-file .checkov.yaml
 	$(SAM) build
 	@# The layer as layers/common/Makefile builds it: bytecode for python3.12, no botocore of its own.
 	@test ! -e .aws-sam/build/CommonLayer/python/botocore || { echo "deploy-check: the layer ships botocore" >&2; exit 1; }
@@ -86,7 +96,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .ruff_cache
 
 # Speed and cost targets as figures (writes BENCHMARKS.md); BENCH_ARGS=--quick for a smoke run.
 bench: $(STAMP)
