@@ -5,6 +5,8 @@ tests/e2e/test_tenants.py."""
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 from harness import make_image
@@ -216,3 +218,20 @@ def test_without_a_key_the_client_is_the_documented_default(tenants, image):
     )["Item"]
     assert item["client_id"] == {"S": DEFAULT_CLIENT}
     assert stack.api("GET", "/api/status", query={"jobid": job_id}, key=DEFAULT_CLIENT)[0] == 200
+
+
+def test_each_clients_images_share_one_fair_queue_group_whatever_the_job(tenants, image):
+    """SQS fair queues keep a noisy message group from delaying the others: the group is the client,
+    so one client's many jobs count as one tenant against another's (inline, retried or fanned out)."""
+    stack = tenants
+    for _ in range(2):
+        stack.submit_job([visit([image, image])], key=A)
+    stack.submit_job([visit([image])], key=B)
+    manifest = f"store_id,image_url,visit_time\nRP00001,{image},2024-03-15T10:00:00Z\n".encode()
+    stack.submit_manifest(manifest, key=B)
+    stack.fan_out_all()
+    groups: dict[str, set[str]] = {}
+    for message in stack.receive(10):
+        body = json.loads(message["Body"])
+        groups.setdefault(message["Attributes"]["MessageGroupId"], set()).add(body["job_id"])
+    assert {group: len(jobs) for group, jobs in groups.items()} == {A: 2, B: 2}

@@ -48,8 +48,9 @@ class SqsImageQueue:
             str(i): {
                 "Id": str(i),
                 "MessageBody": task_to_message(t),
-                # Fair queues: one message group per job, so a big job cannot starve a small one.
-                "MessageGroupId": t.job_id,
+                # Fair queues: one message group per client (per job for messages of jobs from before
+                # clients), so one client's big jobs cannot starve another client's small one.
+                "MessageGroupId": t.client_id or t.job_id,
             }
             for i, t in enumerate(batch)
         }

@@ -60,3 +60,4 @@ class FanOutJob:
     callback_url: str | None = None
     retry_of: str | None = None
     retry_filter: dict | None = None  # a selective retry's filter (logic/jobs.RetryFilter.to_dict)
+    client_id: str | None = None  # the client the job belongs to (domain/tenancy.py)

@@ -30,6 +30,8 @@ def _task_fields(task: ImageTask) -> dict:
         body["first_in_visit"] = True
     if task.retried:
         body["retried"] = True
+    if task.client_id is not None:
+        body["client_id"] = task.client_id
     return body
 
 
@@ -55,6 +57,7 @@ def _task(data: dict) -> ImageTask:
         visit_time_utc=utc,
         first_in_visit=data.get("first_in_visit") is True,
         retried=data.get("retried") is True,
+        client_id=str(data["client_id"]) if data.get("client_id") else None,
     )
 
 

@@ -65,6 +65,8 @@ class ImageTask:
     # A retry of an image that already ended failed in an earlier job (jobs/retry): reports counted it
     # there, so its result only moves it from failed to succeeded (domain/rules.report_contribution).
     retried: bool = False
+    # The job's client (domain/tenancy.py): the queue's fair share is per client (adapters/sqs.py).
+    client_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,7 @@ def tasks_of(entry: Entry, job: FanOutJob, stores: StoreMaster) -> tuple[list[Im
             visit_time_utc=visit.visit_time_utc,
             first_in_visit=entry.first_in_visit and j == 0 and not retry,
             retried=retry,
+            client_id=job.client_id,
         )
         for j, url in enumerate(visit.image_urls)
     ]

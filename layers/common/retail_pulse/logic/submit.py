@@ -68,6 +68,7 @@ def submit_job(
                 visit_time_utc=visit.visit_time_utc,
                 first_in_visit=position == 0 and retry_of is None,
                 retried=retry_of is not None,
+                client_id=client_id,
             )
             index += 1
             if known:

@@ -120,6 +120,7 @@ class FanOutItems(TableAccess):
             callback_url=item.get("callback_url"),
             retry_of=item.get("retry_of"),
             retry_filter=item.get("retry_filter"),
+            client_id=item.get("client_id"),
         )
 
     def _update(self, job_id: str, expression: str, condition: str, values: dict[str, Any]) -> dict | None:
