@@ -57,6 +57,7 @@ def visits(
         next_token=next_token,
         stores=kit.store_master(),
         reports=kit.reports(),
+        caller=kit.caller(app.current_event.raw_event),
     )
     return json_response(200, body)
 

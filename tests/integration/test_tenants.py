@@ -235,3 +235,33 @@ def test_each_clients_images_share_one_fair_queue_group_whatever_the_job(tenants
         body = json.loads(message["Body"])
         groups.setdefault(message["Attributes"]["MessageGroupId"], set()).add(body["job_id"])
     assert {group: len(jobs) for group, jobs in groups.items()} == {A: 2, B: 2}
+
+
+def test_visits_are_the_callers_own_and_the_admin_sees_every_clients(tenants, image):
+    stack = tenants
+    area, store = "7100015", "RP00001"  # the sample Store Master's
+    stack.submit_job([visit([image, image, image], store=store)], key=A)
+    stack.submit_job([visit([image], store=store)], key=B)
+    stack.submit_job([visit([image], store="RP00002")], key=B)
+    stack.drain()
+
+    def images(key, **query) -> int:
+        out, token = 0, None
+        while True:
+            params = {"area": area, "limit": 1, **query} | ({"next_token": token} if token else {})
+            code, page = stack.api("GET", "/api/visits", query=params, key=key)
+            assert code == 200, page
+            out += sum(len(day["perimeter"]) for entry in page["results"] for day in entry["data"])
+            token = page["next_token"]
+            if not token:
+                return out
+
+    assert (images(A, storeid=store), images(B, storeid=store), images(ADMIN, storeid=store)) == (3, 1, 4)
+    assert (images(A), images(B), images(ADMIN)) == (3, 2, 5)
+    assert images(None) == 0  # the default client has none here
+    _, page = stack.api("GET", "/api/visits", query={"area": area, "limit": 1}, key=A)
+    code, body = stack.api(
+        "GET", "/api/visits", query={"area": area, "limit": 1, "next_token": page["next_token"]}, key=B
+    )
+    assert code == 400 and body["error"].startswith("next_token"), body
+    record("tenants (in-process): visits per client, paged one image at a time; another's token refused", 4)

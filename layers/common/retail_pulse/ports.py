@@ -192,9 +192,11 @@ class ReportRepository(Protocol):
         end: str | None,
         after: str | None,
         limit: int,
+        client_id: str | None,
     ) -> tuple[list[VisitImage], str | None]:
         """Ended images of a store (else of the area) visited in [start, end] (UTC, None = unbounded),
-        in visit-time order: at most `limit`, and the cursor of the next page (None when last).
+        of client `client_id` (None: every client's), in visit-time order: at most `limit`, and the
+        cursor of the next page (None when last).
         Raises ValueError on a cursor it did not hand out for this query."""
 
     def area_counters(self, area: str) -> ReportCounters: ...

@@ -34,8 +34,8 @@ class Caller:
         return ADMIN_SCOPE if self.admin else self.client_id
 
     @property
-    def listed_client(self) -> str | None:
-        """The client a job listing is limited to; None for an admin (every client's)."""
+    def client_filter(self) -> str | None:
+        """The client a job listing or a visit query is limited to; None for an admin (every client's)."""
         return None if self.admin else self.client_id
 
 

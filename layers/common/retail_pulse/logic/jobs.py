@@ -59,7 +59,7 @@ def list_jobs(
     scope = [caller.scope, status] if wanted is None else [caller.scope, status, *wanted]
     after = decode_token(next_token, scope, dict, "listing") if next_token else None
     try:
-        page, cursor = jobs.page_jobs(status, after, page_size, client_id=caller.listed_client, label=wanted)
+        page, cursor = jobs.page_jobs(status, after, page_size, client_id=caller.client_filter, label=wanted)
     except ValueError:
         raise InvalidRequest("next_token: malformed or not from this listing") from None
     return {

@@ -10,6 +10,7 @@ from retail_pulse.domain.clock import parse_visit_time
 from retail_pulse.domain.errors import AreaNotFound, InvalidRequest, StoreNotFound, StoreNotInArea
 from retail_pulse.domain.models import ReportCounters, VisitImage
 from retail_pulse.domain.store_master import StoreMaster
+from retail_pulse.domain.tenancy import Caller
 from retail_pulse.domain.validation import echo
 from retail_pulse.logic.paging import decode_token, encode_token, parse_limit
 from retail_pulse.ports import ReportRepository
@@ -30,8 +31,10 @@ def query_visits(
     next_token: str | None,
     stores: StoreMaster,
     reports: ReportRepository,
+    caller: Caller,
 ) -> dict:
-    """Perimeters of the succeeded images per store and visit date (UTC), one page of images at a time."""
+    """Perimeters of the caller's succeeded images (an admin's: every client's) per store and visit
+    date (UTC), one page of images at a time."""
     area = require_area(area, stores)
     store_id = store_id or None
     if store_id is not None:
@@ -41,11 +44,17 @@ def query_visits(
     if start and end and end < start:
         raise InvalidRequest("enddate: before startdate")
     page_size = parse_limit(limit, default=DEFAULT_VISIT_PAGE, maximum=MAX_VISIT_PAGE)
-    query = [area, store_id, start, end]
+    query = [caller.scope, area, store_id, start, end]
     after = decode_token(next_token, query, str, "query") if next_token else None
     try:
         images, cursor = reports.page_visits(
-            area=area, store_id=store_id, start=start, end=end, after=after, limit=page_size
+            area=area,
+            store_id=store_id,
+            start=start,
+            end=end,
+            after=after,
+            limit=page_size,
+            client_id=caller.client_filter,
         )
     except ValueError:
         raise InvalidRequest("next_token: malformed or not from this query") from None

@@ -72,7 +72,8 @@ def result_item(r: ImageResult) -> dict[str, Any]:
     }
     if t.area and t.visit_time_utc:
         item["visit_area"] = visit_partition(t.area, t.store_id)
-        item["visit_area_sk"] = f"{t.store_id}#{t.visit_time_utc}#{t.job_id}#{t.index:08d}"
+        client = f"{t.client_id}#" if t.client_id else ""  # a client's visits: one key range of its own
+        item["visit_area_sk"] = f"{client}{t.store_id}#{t.visit_time_utc}#{t.job_id}#{t.index:08d}"
     return item
 
 

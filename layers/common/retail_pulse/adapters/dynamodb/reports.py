@@ -2,9 +2,13 @@
 result writes; see keys.py for where they live).
 
 Visit index (one sparse GSI, only on results of stores in the Store Master):
-  VisitsByArea  visit_area = <area>#<shard>   visit_area_sk = <store_id>#<visit_time_utc>#<job_id>#<index:08>
+  VisitsByArea  visit_area = <area>#<shard>
+                visit_area_sk = <client>#<store_id>#<visit_time_utc>#<job_id>#<index:08>
 An area's stores spread over VISIT_SHARDS partitions (by store id), so one area's images never
-share one partition's write budget; a store lives in one of them, its images in visit-time order.
+share one partition's write budget; a store lives in one of them. A client's images are one key
+range of the partition (its own prefix), a store's within it in visit-time order: a client's query
+reads only its own range; an admin's reads the whole partition (a store: filtered, client by client).
+Images of jobs from before clients have no prefix: only an admin's query meets them.
 """
 
 from __future__ import annotations
@@ -47,19 +51,23 @@ class DynamoReportRepository(TableAccess):
         end: str | None,
         after: str | None,
         limit: int,
+        client_id: str | None,
     ) -> tuple[list[VisitImage], str | None]:
-        """Ended images of a store (or of every store of an area) with start <= visit_time_utc <= end:
-        a store's in visit-time order, an area's store by store. At most `limit` images and a cursor
-        to pass as `after` for the next page (None on the last page). Raises ValueError on a cursor
-        this query did not hand out."""
+        """Ended images of a store (or of every store of an area) with start <= visit_time_utc <= end,
+        of client `client_id` (None: every client's): a store's in visit-time order, an area's store by
+        store. At most `limit` images and a cursor to pass as `after` for the next page (None on the
+        last page). Raises ValueError on a cursor this query did not hand out."""
         low, high = start or TIME_MIN, end or TIME_MAX
         shards = [int(visit_partition(area, store_id).rsplit("#", 1)[1])] if store_id else list(range(VISIT_SHARDS))
-        resume: tuple[int, str] | None = self._cursor(after, store_id, shards, low, high) if after else None
+        prefix = f"{client_id}#" if client_id is not None else None
+        resume: tuple[int, str] | None = (
+            self._cursor(after, store_id, shards, low, high, prefix=prefix) if after else None
+        )
         found: list[tuple[int, dict]] = []
         for shard in shards:
             if resume and shard < resume[0]:
                 continue
-            kwargs = self._visit_query(area, shard, store_id, low, high)
+            kwargs = self._visit_query(area, shard, store_id, low, high, prefix=prefix)
             if resume and shard == resume[0]:
                 kwargs["ExclusiveStartKey"] = to_item(_index_key(f"{area}#{shard:02d}", resume[1]))
             items, _ = self.query_page(limit + 1 - len(found), **kwargs)
@@ -79,35 +87,50 @@ class DynamoReportRepository(TableAccess):
         ]
         return visits, cursor
 
-    def _visit_query(self, area: str, shard: int, store_id: str | None, low: str, high: str) -> dict[str, Any]:
+    def _visit_query(
+        self, area: str, shard: int, store_id: str | None, low: str, high: str, *, prefix: str | None
+    ) -> dict[str, Any]:
+        """One shard's Query: a client's (`prefix`) own key range; an admin's (None) whole partition."""
         kwargs: dict[str, Any] = {
             "IndexName": VISIT_INDEX,
             "ExpressionAttributeNames": {"#pk": "visit_area", "#sk": "visit_area_sk", "#status": "status"},
             "ProjectionExpression": "#sk, store_id, visit_time_utc, #status, perimeter",
         }
         values: dict[str, Any] = {":pk": f"{area}#{shard:02d}"}
-        if store_id is not None:
-            # Sort keys are "<store>#<24-char time>#...": "$" sorts right after "#", so "<high>$" bounds time <= high.
+        filters = []
+        if store_id is not None and prefix is not None:
+            # Sort keys are "<client>#<store>#<24-char time>#...": "$" sorts right after "#", so
+            # "<high>$" bounds time <= high.
             kwargs["KeyConditionExpression"] = "#pk = :pk AND #sk BETWEEN :low AND :high"
-            values.update({":low": f"{store_id}#{low}", ":high": f"{store_id}#{high}$"})
+            values.update({":low": f"{prefix}{store_id}#{low}", ":high": f"{prefix}{store_id}#{high}$"})
         else:
             kwargs["KeyConditionExpression"] = "#pk = :pk"
+            if prefix is not None:
+                kwargs["KeyConditionExpression"] += " AND begins_with(#sk, :prefix)"
+                values[":prefix"] = prefix
+            if store_id is not None:  # an admin's store: every client's range, filtered
+                filters.append("store_id = :store")
+                values[":store"] = store_id
             if (low, high) != (TIME_MIN, TIME_MAX):
-                kwargs["FilterExpression"] = "visit_time_utc BETWEEN :low AND :high"
+                filters.append("visit_time_utc BETWEEN :low AND :high")
                 values.update({":low": low, ":high": high})
+        if filters:
+            kwargs["FilterExpression"] = " AND ".join(filters)
         kwargs["ExpressionAttributeValues"] = to_item(values)
         return kwargs
 
     @staticmethod
-    def _cursor(after: str, store_id: str | None, shards: list[int], low: str, high: str) -> tuple[int, str]:
+    def _cursor(
+        after: str, store_id: str | None, shards: list[int], low: str, high: str, *, prefix: str | None
+    ) -> tuple[int, str]:
         cursor, sk = _CURSOR.match(after), _VISIT_SK.match(after.split("|", 1)[-1])
-        valid = (
-            cursor is not None
-            and sk is not None
-            and int(cursor["shard"]) in shards
-            and (store_id is None or sk["store"] == store_id)
-            and low <= sk["time"] <= high
-        )
+        keyed = sk["store"] if sk is not None else ""  # "<client>#<store>" (just "<store>" before clients)
+        if prefix is not None:  # a client's: its own range (of its store)
+            mine = keyed == f"{prefix}{store_id}" if store_id is not None else keyed.startswith(prefix)
+        else:  # an admin's: any client's (of the store)
+            mine = store_id is None or keyed == store_id or keyed.endswith(f"#{store_id}")
+        valid = cursor is not None and sk is not None and int(cursor["shard"]) in shards and mine
+        valid = valid and low <= sk["time"] <= high  # type: ignore[index]
         if not valid or cursor is None:
             raise ValueError("cursor not from this query")
         return int(cursor["shard"]), cursor["sk"]
