@@ -193,6 +193,10 @@ def test_every_call_a_function_makes_is_granted_by_its_own_policy(stack, png, im
     ):
         code, answer = stack.api("GET", path, query=query)
         assert code == 200, (path, answer)
+    # A job that ends at submit (every store unknown) sends its notice from submit itself.
+    ended = {"count": 1, "visits": visits([png], store="NOPE"), "callback_url": hook}
+    code, accepted = stack.api("POST", "/api/submit", body=ended)
+    assert code == 201, accepted
     code, export = stack.api("POST", "/api/results/export", query={"jobid": job_id})
     assert code == 202, export
     assert stack.export_all() == 1
