@@ -231,7 +231,7 @@ def test_a_notice_that_could_not_be_published_when_the_job_ended_is_sent_by_the_
     working = handler_kit.notifier()
 
     class DownTopic:
-        def publish(self, message: str, subject: str) -> None:
+        def publish(self, message: str, subject: str, client_id: str | None = None) -> None:
             raise ConnectionError("SNS unreachable")
 
     assert dead_letter(stack, message) == set()  # the image is recorded

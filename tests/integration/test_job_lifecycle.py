@@ -222,7 +222,7 @@ def test_a_notice_that_could_not_be_published_is_sent_by_a_later_batch_of_the_jo
     stack = lifecycle
 
     class DownTopic:
-        def publish(self, message, subject):
+        def publish(self, message, subject, client_id=None):
             raise RuntimeError("SNS unavailable")
 
     working = handler_kit.notifier()

@@ -265,3 +265,20 @@ def test_visits_are_the_callers_own_and_the_admin_sees_every_clients(tenants, im
     )
     assert code == 400 and body["error"].startswith("next_token"), body
     record("tenants (in-process): visits per client, paged one image at a time; another's token refused", 4)
+
+
+def test_a_subscription_filtered_on_client_id_gets_only_that_clients_job_events(tenants, image):
+    stack = tenants
+    sqs = boto3.client("sqs")
+    inbox = sqs.create_queue(QueueName="client-a-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(
+        TopicArn=stack.stack.refs["JobEventsTopic"],
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps({"client_id": [A]})},
+    )
+    mine = stack.submit_job([visit([image], store="NOPE")], key=A)  # ended at submit: its notice goes out
+    stack.submit_job([visit([image], store="NOPE")], key=B)
+    got = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    assert [json.loads(m["Body"])["job_id"] for m in got] == [mine]

@@ -221,7 +221,8 @@ def log_notices(logger: Logger, outcomes: Iterable[NoticeOutcome | None]) -> boo
             logger.info("job notice sent", extra=extra)
         else:
             # The notice stays owed on the job item; whoever meets the job next (or the sweeper) retries it.
-            logger.error("job notice not published", extra={**extra, "error": outcome.topic_error})
+            error = outcome.topic_error or outcome.callback  # unpublished, or a callback awaiting its secret
+            logger.error("job notice not sent", extra={**extra, "error": error})
             complete = False
     return complete
 

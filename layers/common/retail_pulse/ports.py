@@ -168,8 +168,8 @@ class ParkingLot(Protocol):
 
 
 class EventTopic(Protocol):
-    def publish(self, message: str, subject: str) -> None:
-        """Publish one message or raise."""
+    def publish(self, message: str, subject: str, client_id: str | None = None) -> None:
+        """Publish one message (`client_id`: the job's client, for subscriptions to filter on) or raise."""
 
 
 class CallbackSender(Protocol):

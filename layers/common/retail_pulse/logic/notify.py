@@ -50,7 +50,8 @@ class NoticeOutcome:
 
     @property
     def complete(self) -> bool:
-        return self.topic_error is None
+        """Nothing left owed: published, and the callback not waiting for its secret."""
+        return self.topic_error is None and not self.callback.startswith(NO_SECRET)
 
 
 def notice_body(job: Job, event: str = EVENT_NAME, extra: dict | None = None) -> bytes:
@@ -94,7 +95,7 @@ def deliver_notice(job_id: str, *, jobs: JobLifecycleRepository, notifier: Notif
     if "topic" in job.notices_owed:
         try:
             if notifier.topic is not None:
-                notifier.topic.publish(body.decode(), f"Retail Pulse job {job.status}")
+                notifier.topic.publish(body.decode(), f"Retail Pulse job {job.status}", job.client_id)
         except Exception as exc:  # any failure leaves the notice owed for a retry
             topic_error = f"{type(exc).__name__}: {exc}"[:300]
         else:
@@ -168,7 +169,7 @@ def send_event(job_id: str, claimed: str, *, jobs: JobLifecycleRepository, notif
     topic_error = None
     try:
         if notifier.topic is not None:
-            notifier.topic.publish(body.decode(), f"Retail Pulse {event}")
+            notifier.topic.publish(body.decode(), f"Retail Pulse {event}", job.client_id)
     except Exception as exc:  # reported by the caller; the event is not sent again
         topic_error = f"{type(exc).__name__}: {exc}"[:300]
     callback = _call_back(job, body, notifier, event)
