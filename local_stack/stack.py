@@ -262,8 +262,9 @@ class LocalStack:
         lines.append(f"Clients      {self._clients_banner()}")
         if self.signing_secret and not self.signing_secret_chosen:
             lines.append(
-                f"Callbacks    signed with {SIGNING_SECRET_VARIABLE}={self.signing_secret} (made up, kept in the "
-                f"local Secrets Manager as {SIGNING_SECRET_RESOURCE}; {SIGNING_SECRET_VARIABLE}=... to choose)"
+                f"Callbacks    signed with keys derived from {SIGNING_SECRET_VARIABLE}={self.signing_secret} "
+                f"(made up, kept in the local Secrets Manager as {SIGNING_SECRET_RESOURCE}; "
+                f"{SIGNING_SECRET_VARIABLE}=... to choose); a client's own key: GET /api/callbacks/key"
             )
         lines.append("INIT         " + self._init_banner())
         for route in self.gateway.routes:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -21,12 +23,11 @@ from devkit.streams import streams_client
 from devkit.template import ROOT, FunctionSpec, Stack
 from retail_pulse import handler_kit
 
-__all__ = ["ROOT", "ImageServer", "LambdaContext", "Stack", "load_function", "make_image"]
-
 SIGNING_SECRET = "test-signing-secret"  # noqa: S105 - a test key
 EVENTS = Path(__file__).parent / "events"
 SHARED_STORE_MASTER = ROOT.parent / "shared" / "data" / "StoreMasterAssignment.csv"
-__all__ = ["ImageServer", "LambdaContext", "load_function", "make_image"]  # tests import them from here
+# Tests import these from here.
+__all__ = ["ROOT", "CallbackServer", "ImageServer", "LambdaContext", "Stack", "load_function", "make_image"]
 
 
 def create_keyed_table(name: str, stream_view: str | None = None, client=None) -> None:
@@ -268,3 +269,29 @@ class Handlers:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+class CallbackServer:
+    """Records every POST (headers and body) and answers 204."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict, bytes]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.calls.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

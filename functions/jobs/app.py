@@ -1,4 +1,5 @@
-"""GET /api/jobs, POST /api/jobs/cancel, /pause, /resume, /retry: the job lifecycle."""
+"""GET /api/jobs, POST /api/jobs/cancel, /pause, /resume, /retry: the job lifecycle; and
+GET /api/callbacks/key, the key the callbacks of the caller's jobs are signed with."""
 
 # No `from __future__ import annotations`: Powertools reads the route parameters' annotations
 # (Query types) at run time to validate and document them.
@@ -20,7 +21,7 @@ from retail_pulse.logic.jobs import (
     parse_retry_filter,
     retry_job,
 )
-from retail_pulse.logic.notify import notify_ended_jobs
+from retail_pulse.logic.notify import callback_key, notify_ended_jobs
 from retail_pulse.logic.pause import pause_job, resume_job
 
 logger = Logger()
@@ -191,6 +192,25 @@ def jobs_retry(
     extra = {"job_id": accepted["job_id"], "retry_of": jobid, "images": accepted.get("total")}
     logger.info("job retried", extra={**extra, "phase": accepted.get("phase")})
     return json_response(201, accepted)
+
+
+@documented(
+    lambda schema: {
+        "responses": {
+            200: schema.json_content(schema.CallbackKey, "The caller's own key."),
+            400: schema.json_content(schema.ErrorBody, "Callbacks are disabled on this deployment."),
+        }
+    }
+)
+@app.get(
+    "/api/callbacks/key",
+    summary="The key that signs the callbacks of the caller's jobs (each client has its own)",
+    tags=["jobs"],
+)
+@tracer.capture_method(capture_response=False)
+def callbacks_key():
+    caller = kit.caller(app.current_event.raw_event)
+    return json_response(200, callback_key(caller, kit.notifier().signing_secret))
 
 
 def send_notice(job_id: str) -> None:

@@ -226,8 +226,9 @@ def test_progress_events_are_signed_and_sent_once_each(local_stack, slow):
     assert names.count(("job.ended", None)) == 1
     progress = sorted(p for name, p in names if name == "job.progress")
     assert progress == sorted(set(progress)) and set(progress) <= {25, 50, 75}  # at most once each
+    key = local_stack.get("/api/callbacks/key").json()["signing_key"]
     for headers, event, raw in events:
-        expected = "sha256=" + hmac.new(CALLBACK_SIGNING_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        expected = "sha256=" + hmac.new(key.encode(), raw, hashlib.sha256).hexdigest()
         assert headers["X-Retail-Pulse-Signature"] == expected
         assert headers["X-Retail-Pulse-Event"] == event["event"]
         assert event["labels"] == {"suite": "e2e-events"}
@@ -276,7 +277,8 @@ def test_a_job_without_progress_gets_one_signed_stalled_event(stalling_stack, sl
     [(headers, raw)] = stalled()
     event = json.loads(raw)
     assert event["job_id"] == job_id and event["status"] == "ongoing", event
-    expected = "sha256=" + hmac.new(CALLBACK_SIGNING_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    key = stalling_stack.get("/api/callbacks/key").json()["signing_key"]
+    expected = "sha256=" + hmac.new(key.encode(), raw, hashlib.sha256).hexdigest()
     assert headers["X-Retail-Pulse-Signature"] == expected and headers["X-Retail-Pulse-Event"] == "job.stalled"
     on_topic = [m["event"] for m in topic_messages(stalling_stack) if m["job_id"] == job_id]
     assert on_topic == ["job.stalled"]

@@ -183,8 +183,10 @@ def test_one_signed_callback_and_one_topic_message_per_job(local_stack, server):
     wait_for(lambda: len(server.callbacks) >= 2)
     time.sleep(3)  # room for a duplicate to show up
     assert sorted(json.loads(body)["job_id"] for _, body in server.callbacks) == sorted(jobs)
+    key = local_stack.get("/api/callbacks/key").json()["signing_key"]  # this client's, as a receiver gets it
+    assert key != CALLBACK_SIGNING_SECRET  # derived from the stack's secret, per client
     for headers, body in server.callbacks:
-        expected = "sha256=" + hmac.new(CALLBACK_SIGNING_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        expected = "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
         assert headers["X-Retail-Pulse-Signature"] == expected
         assert json.loads(body)["status"] == "completed"
     notices = [m["job_id"] for m in topic_messages(local_stack) if m["job_id"] in jobs]

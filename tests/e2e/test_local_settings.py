@@ -53,7 +53,7 @@ def test_an_empty_signing_secret_refuses_callback_urls_and_none_is_made_up(stric
 def test_a_secret_is_made_up_and_printed_when_none_is_given(keyed_stack):
     # keyed_stack (tests/e2e/conftest.py) is started without any signing secret.
     banner = keyed_stack.log.read_text()
-    found = re.search(r"signed with CALLBACK_SIGNING_SECRET=(\S+)", banner)
+    found = re.search(r"derived from CALLBACK_SIGNING_SECRET=(\S+)", banner)
     assert found and len(found.group(1)) >= 24, banner[:2000]
     assert re.search(r"^INIT +\w+ \d+ ms", banner, re.MULTILINE), banner[:2000]
 

@@ -6,42 +6,14 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
 from harness import SIGNING_SECRET as SECRET
-from harness import make_image
+from harness import CallbackServer, make_image
 
 from retail_pulse import handler_kit
 from retail_pulse.logic.notify import Notifier
-
-
-class CallbackServer:
-    """Records every POST (headers and body) and answers 204."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[dict, bytes]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                server.calls.append((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -212,7 +184,8 @@ def test_one_signed_notice_per_job_even_when_the_finishing_batch_is_delivered_tw
     assert event["progress"] == {"total": 2, "processed": 2, "succeeded": 2, "failed": 0}
     [(headers, raw)] = callbacks.calls
     assert json.loads(raw) == event
-    expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    key = stack.api("GET", "/api/callbacks/key")[1]["signing_key"]  # this client's, as a receiver gets it
+    expected = "sha256=" + hmac.new(key.encode(), raw, hashlib.sha256).hexdigest()
     assert headers["X-Retail-Pulse-Signature"] == expected
     job_item = next(i for i in stack.items() if i["pk"]["S"] == f"JOB#{job_id}" and i["sk"]["S"] == "JOB")
     assert "notices_owed" not in job_item  # the outbox is empty
@@ -265,7 +238,8 @@ def test_a_callback_whose_secret_cannot_be_read_is_never_sent_unsigned_and_stays
     monkeypatch.setattr(handler_kit, "notifier", lambda: working)  # the secret readable again
     assert not stack.invoke_process(messages)  # a redelivered message of the job meets the owed notice
     [(headers, raw)] = callbacks.calls
-    assert headers["X-Retail-Pulse-Signature"] == "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    key = stack.api("GET", "/api/callbacks/key")[1]["signing_key"]
+    assert headers["X-Retail-Pulse-Signature"] == "sha256=" + hmac.new(key.encode(), raw, hashlib.sha256).hexdigest()
     assert stack.events() == []  # the topic was not published again
 
 

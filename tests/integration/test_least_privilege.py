@@ -190,6 +190,7 @@ def test_every_call_a_function_makes_is_granted_by_its_own_policy(stack, png, im
         ("/api/reports/areas", {}),
         ("/api/reports/stores", {"area": "7100015"}),
         ("/api/stores", {"q": "RP"}),
+        ("/api/callbacks/key", {}),
     ):
         code, answer = stack.api("GET", path, query=query)
         assert code == 200, (path, answer)

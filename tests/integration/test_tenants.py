@@ -5,6 +5,8 @@ tests/e2e/test_tenants.py."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 
 import boto3
@@ -282,3 +284,28 @@ def test_a_subscription_filtered_on_client_id_gets_only_that_clients_job_events(
     stack.submit_job([visit([image], store="NOPE")], key=B)
     got = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     assert [json.loads(m["Body"])["job_id"] for m in got] == [mine]
+
+
+def test_each_client_verifies_its_callbacks_with_its_own_key_and_not_anothers(tenants, image, monkeypatch):
+    from harness import CallbackServer
+
+    stack = tenants
+    monkeypatch.setenv("CALLBACK_SIGNING_SECRET_ARN", stack.stack.refs["CallbackSigningSecret"])  # callbacks on
+    stack.reset_caches()
+    keys = {key: stack.api("GET", "/api/callbacks/key", key=key)[1] for key in (A, B)}
+    assert keys[A]["client_id"] == A and keys[B]["client_id"] == B
+    assert keys[A]["signing_key"] != keys[B]["signing_key"]
+    server = CallbackServer()
+    try:
+        body = {"count": 1, "visits": [visit([image], store="NOPE")], "callback_url": server.url}
+        assert stack.api("POST", "/api/submit", body=body, key=A)[0] == 201  # ended at submit: called back
+        [(headers, raw)] = server.calls
+    finally:
+        server.close()
+
+    def signed_with(key: str) -> bool:
+        expected = "sha256=" + hmac.new(key.encode(), raw, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(headers["X-Retail-Pulse-Signature"], expected)
+
+    assert signed_with(keys[A]["signing_key"]) and not signed_with(keys[B]["signing_key"])
+    record("tenants (in-process): a client's callback verifies with its own key only", 1)

@@ -221,6 +221,13 @@ class Health(ResponseBody):
     status: Literal["ok"]
 
 
+class CallbackKey(ResponseBody):
+    client_id: str = Field(description="The caller's client: the id of its API key.")
+    signing_key: str = Field(description="The key its jobs' callbacks are signed with (HMAC-SHA256).")
+    header: str = Field(description="The header carrying the signature: `sha256=<hex>`.")
+    algorithm: str
+
+
 def json_content(model: type[BaseModel] | UnionType, description: str) -> OpenAPIResponse:
     """A `responses=` entry for Powertools: the model (or a union of models: `oneOf`) becomes a
     component schema."""

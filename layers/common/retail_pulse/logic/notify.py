@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from retail_pulse.domain.clock import utc_now
+from retail_pulse.domain.errors import InvalidRequest
 from retail_pulse.domain.models import Job
+from retail_pulse.domain.tenancy import Caller
 from retail_pulse.logic.status import job_controls
 from retail_pulse.ports import CallbackFailed, CallbackSender, EventTopic, JobLifecycleRepository
 
@@ -80,6 +82,30 @@ def notice_body(job: Job, event: str = EVENT_NAME, extra: dict | None = None) ->
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 
+def client_key(secret: str, client_id: str | None) -> str:
+    """The key a client's callbacks are signed with: derived from the stack's secret and the client
+    (HMAC-SHA256 of its id), so one client's receiver cannot sign another client's notices. Jobs
+    from before clients are signed with the secret itself."""
+    if client_id is None:
+        return secret
+    return hmac.new(secret.encode(), f"callback-key:{client_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def callback_key(caller: Caller, signing_secret: Callable[[], str]) -> dict:
+    """GET /api/callbacks/key: the caller's own key, to verify the callbacks of its jobs."""
+    secret = signing_secret()
+    if not secret:
+        raise InvalidRequest(
+            "callbacks are disabled on this deployment (no CALLBACK_SIGNING_SECRET_ARN): there is no key"
+        )
+    return {
+        "client_id": caller.client_id,
+        "signing_key": client_key(secret, caller.client_id),
+        "header": SIGNATURE_HEADER,
+        "algorithm": "HMAC-SHA256 of the raw body, hex, after 'sha256='",
+    }
+
+
 def signature(body: bytes, secret: str) -> str:
     """`sha256=<hex HMAC-SHA256 of the body>`, as GitHub-style webhooks sign."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -121,7 +147,7 @@ def _call_back(job: Job, body: bytes, notifier: Notifier, event: str = EVENT_NAM
         return "unsigned"
     headers = {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: signature(body, secret),
+        SIGNATURE_HEADER: signature(body, client_key(secret, job.client_id)),
         EVENT_HEADER: event,
     }
     try:
