@@ -64,6 +64,7 @@ def test_routes_and_layer():
         ("GET", "/api/reports/areas"): "ReportsFunction",
         ("GET", "/api/reports/stores"): "ReportsFunction",
         ("GET", "/api/jobs"): "JobsFunction",
+        ("GET", "/api/callbacks/key"): "JobsFunction",
         ("POST", "/api/jobs/cancel"): "JobsFunction",
         ("POST", "/api/jobs/retry"): "JobsFunction",
         ("POST", "/api/jobs/pause"): "JobsFunction",
