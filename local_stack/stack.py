@@ -113,13 +113,14 @@ class LocalStack:
         if admins is not None and ADMIN_KEYS_PARAMETER in self.stack.template.get("Parameters", {}):
             self.stack.parameters[ADMIN_KEYS_PARAMETER] = admins
         chosen = chosen_signing_secret(options)
+        secrets_client = self.aws.client("secretsmanager", config=config)
         try:
             self.stack.provision(
                 self.aws.client("dynamodb", config=config),
                 self.aws.client("sqs", config=config),
                 self.aws.client("s3", config=config),
                 self.aws.client("sns", config=config),
-                secretsmanager=self.aws.client("secretsmanager", config=config),
+                secretsmanager=secrets_client,
                 secret_values={SIGNING_SECRET_RESOURCE: chosen} if chosen else None,
                 existing_ok=bool(self.aws.moto_restored and self.aws.moto_restored.ok),
             )
@@ -129,7 +130,6 @@ class LocalStack:
         # What the callbacks are signed with (a restored state keeps its key), for the banner.
         self.signing_secret, self.signing_secret_chosen = "", chosen is not None
         if chosen != "" and SIGNING_SECRET_RESOURCE in self.stack.refs:
-            secrets_client = self.aws.client("secretsmanager", config=config)
             arn = self.stack.refs[SIGNING_SECRET_RESOURCE]
             self.signing_secret = secrets_client.get_secret_value(SecretId=arn)["SecretString"]
         # SNS topics (e.g. JobEventsTopic) are readable at GET /_local/topics/<LogicalId>.
@@ -168,7 +168,7 @@ class LocalStack:
     def _function_env(self, resolved: dict[str, str], raw: dict) -> dict[str, str]:
         overrides = dict(self.options.environment)
         if "CALLBACK_SIGNING_SECRET_ARN" in resolved and not self.signing_secret:
-            overrides["CALLBACK_SIGNING_SECRET_ARN"] = ""  # no key chosen: callbacks are off
+            overrides["CALLBACK_SIGNING_SECRET_ARN"] = ""  # CALLBACK_SIGNING_SECRET chosen empty: no callbacks
         return local_environment(resolved, raw, self.stack.resources, self.aws.environment(), overrides=overrides)
 
     def _add_function(self, spec, raw_env: dict) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from harness import SIGNING_SECRET, Handlers, ImageServer
+from harness import SIGNING_SECRET, Handlers, ImageServer, topic_inbox
 
 from devkit.template import Stack
 from local_stack import moto_patches
@@ -100,14 +100,7 @@ def lifecycle(stack, monkeypatch):
     monkeypatch.setenv("CALLBACK_SIGNING_SECRET_ARN", stack.stack.refs["CallbackSigningSecret"])
     stack.reset_caches()
     sqs = boto3.client("sqs")
-    inbox = sqs.create_queue(QueueName="job-events-inbox")["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns").subscribe(
-        TopicArn=stack.stack.refs["JobEventsTopic"],
-        Protocol="sqs",
-        Endpoint=inbox_arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
+    inbox = topic_inbox(stack.stack.refs["JobEventsTopic"], "job-events-inbox")
 
     def events(everything: bool = False) -> list[dict]:
         """Completion notices (`job.ended`) received since the last call; `everything`: progress events too."""

@@ -27,7 +27,16 @@ SIGNING_SECRET = "test-signing-secret"  # noqa: S105 - a test key
 EVENTS = Path(__file__).parent / "events"
 SHARED_STORE_MASTER = ROOT.parent / "shared" / "data" / "StoreMasterAssignment.csv"
 # Tests import these from here.
-__all__ = ["ROOT", "CallbackServer", "ImageServer", "LambdaContext", "Stack", "load_function", "make_image"]
+__all__ = [
+    "ROOT",
+    "CallbackServer",
+    "ImageServer",
+    "LambdaContext",
+    "Stack",
+    "load_function",
+    "make_image",
+    "topic_inbox",
+]
 
 
 def create_keyed_table(name: str, stream_view: str | None = None, client=None) -> None:
@@ -295,3 +304,15 @@ class CallbackServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def topic_inbox(topic_arn: str, name: str, filter_policy: dict | None = None) -> str:
+    """An SQS queue subscribed to the topic (raw delivery, with `filter_policy` if given): its URL."""
+    sqs = boto3.client("sqs")
+    inbox = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    attributes = {"RawMessageDelivery": "true"}
+    if filter_policy is not None:
+        attributes["FilterPolicy"] = json.dumps(filter_policy)
+    boto3.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
+    return inbox

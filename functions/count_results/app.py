@@ -34,7 +34,7 @@ def send_events(events: list[tuple[str, str]]) -> None:
         if outcome.complete:
             logger.info("job event sent", extra=extra)
         else:
-            logger.error("job event not sent", extra={**extra, "error": outcome.topic_error or outcome.callback})
+            logger.error("job event not sent", extra={**extra, "error": outcome.error})
 
 
 @logger.inject_lambda_context

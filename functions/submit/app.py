@@ -13,7 +13,6 @@ from retail_pulse import handler_kit as kit
 from retail_pulse.adapters.idempotency import IdempotentSubmit
 from retail_pulse.api.responses import ApiResolver, api_cors, json_response, register_error_handlers
 from retail_pulse.api.route_docs import documented
-from retail_pulse.domain.tenancy import Caller
 from retail_pulse.logic.manifests import submit_request
 from retail_pulse.logic.notify import notify_ended_jobs
 
@@ -46,7 +45,7 @@ def submit_body(body: str | None, client_id: str) -> dict:
         specs=kit.specs(),
         files=kit.files(),
         fanout=kit.fanout_queue(),
-        caller=Caller(client_id),
+        client_id=client_id,
         on_job_ended=send_notice,
     )
 

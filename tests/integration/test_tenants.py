@@ -11,7 +11,7 @@ import json
 
 import boto3
 import pytest
-from harness import make_image
+from harness import make_image, topic_inbox
 from reliability import record
 
 from retail_pulse.domain.tenancy import DEFAULT_CLIENT
@@ -271,18 +271,14 @@ def test_visits_are_the_callers_own_and_the_admin_sees_every_clients(tenants, im
 
 def test_a_subscription_filtered_on_client_id_gets_only_that_clients_job_events(tenants, image):
     stack = tenants
-    sqs = boto3.client("sqs")
-    inbox = sqs.create_queue(QueueName="client-a-events")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns").subscribe(
-        TopicArn=stack.stack.refs["JobEventsTopic"],
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps({"client_id": [A]})},
-    )
+    inbox = topic_inbox(stack.stack.refs["JobEventsTopic"], "client-a-events", {"client_id": [A]})
     mine = stack.submit_job([visit([image], store="NOPE")], key=A)  # ended at submit: its notice goes out
     stack.submit_job([visit([image], store="NOPE")], key=B)
-    got = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    got = (
+        boto3.client("sqs")
+        .receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        .get("Messages", [])
+    )
     assert [json.loads(m["Body"])["job_id"] for m in got] == [mine]
 
 

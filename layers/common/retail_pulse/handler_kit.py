@@ -50,8 +50,8 @@ def _cached[Factory: Callable[[], Any]](factory: Factory) -> Factory:
 def caller(event: Mapping[str, Any]) -> Caller:
     """The client of an API Gateway REST proxy event: the id of the API key API Gateway checked
     (`requestContext.identity.apiKeyId`, which the request cannot set), admin when it is one of
-    ADMIN_API_KEY_IDS. Without one (no key checked: `sam local start-api`) the owner is
-    `domain.tenancy.DEFAULT_OWNER`."""
+    ADMIN_API_KEY_IDS. Without one (no key checked: `sam local start-api`) the client is
+    `domain.tenancy.DEFAULT_CLIENT`."""
     identity = (event.get("requestContext") or {}).get("identity") or {}
     key_id = identity.get("apiKeyId")
     return caller_of(key_id if isinstance(key_id, str) else None, get_settings().admin_key_ids)
@@ -221,8 +221,7 @@ def log_notices(logger: Logger, outcomes: Iterable[NoticeOutcome | None]) -> boo
             logger.info("job notice sent", extra=extra)
         else:
             # The notice stays owed on the job item; whoever meets the job next (or the sweeper) retries it.
-            error = outcome.topic_error or outcome.callback  # unpublished, or a callback awaiting its secret
-            logger.error("job notice not sent", extra={**extra, "error": error})
+            logger.error("job notice not sent", extra={**extra, "error": outcome.error})
             complete = False
     return complete
 

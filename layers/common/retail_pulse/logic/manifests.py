@@ -140,12 +140,12 @@ def submit_request(
     specs: JobSpecStore | None,
     files: Files,
     fanout: WorkQueue,
-    caller: Caller,
+    client_id: str,
     on_job_ended: Callable[[str], None] | None = None,
     make_job_id: Callable[[], str] = new_job_id,
 ) -> dict:
     """POST /api/submit: a manifest job (accepted at once, fanned out later), or an inline one; the
-    job belongs to the calling client."""
+    job belongs to client `client_id`."""
     data = manifest_request(body)
     if data is not None:
         return submit_manifest(
@@ -154,7 +154,7 @@ def submit_request(
             jobs=jobs,
             files=files,
             fanout=fanout,
-            client_id=caller.client_id,
+            client_id=client_id,
             on_job_ended=on_job_ended,
             make_job_id=make_job_id,
         )
@@ -166,7 +166,7 @@ def submit_request(
             jobs=jobs,
             queue=queue,
             stores=stores,
-            client_id=caller.client_id,
+            client_id=client_id,
             specs=specs,
             on_job_ended=on_job_ended,
             make_job_id=make_job_id,

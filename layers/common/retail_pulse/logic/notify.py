@@ -53,7 +53,14 @@ class NoticeOutcome:
     @property
     def complete(self) -> bool:
         """Nothing left owed: published, and the callback not waiting for its secret."""
-        return self.topic_error is None and not self.callback.startswith(NO_SECRET)
+        return self.error is None
+
+    @property
+    def error(self) -> str | None:
+        """What is still owed: the topic's failure, or a callback waiting for its secret."""
+        if self.topic_error is not None:
+            return self.topic_error
+        return self.callback if self.callback.startswith(NO_SECRET) else None
 
 
 def notice_body(job: Job, event: str = EVENT_NAME, extra: dict | None = None) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from retail_pulse.adapters.dynamodb.items import from_item, job_from_item, to_item
+from retail_pulse.adapters.dynamodb.items import job_from_item, to_item
 from retail_pulse.adapters.dynamodb.jobs import JOB_LIST, JOBS_BY_CLIENT, JOBS_BY_CREATED_AT, JOBS_BY_STATUS
 from retail_pulse.adapters.dynamodb.keys import (
     JOB_SK,
@@ -71,15 +71,15 @@ class JobLists(TableAccess):
             if not valid:
                 raise ValueError("cursor not from this listing")
             kwargs["ExclusiveStartKey"] = to_item(after)
-        last_read = None
         if client_id is not None and status is not None:
-            # The client's own partition only, filtered by status (projected into the index).
+            # The client's own partition only, filtered by status (projected into the index), with
+            # a reading budget: a page may come short, with a cursor.
             kwargs["FilterExpression"] = "#status = :status"
             kwargs["ExpressionAttributeNames"]["#status"] = "status"
             kwargs["ExpressionAttributeValues"].update(to_item({":status": status}))
-            keys, last_read = self._filtered_page(limit + 1, kwargs)
-        else:
-            keys, _ = self.query_page(limit + 1, **kwargs)  # one more than a page tells whether another follows
+            kwargs.update(read_size=CLIENT_READ_PAGE, max_reads=CLIENT_READS_PER_PAGE)
+        # One more than a page tells whether another follows.
+        keys, last_read = self.query_page(limit + 1, **kwargs)
         page, more = keys[:limit], len(keys) > limit
         found = self.batch_get([{"pk": k["pk"], "sk": JOB_SK} for k in page], None, consistent=False)
         jobs = []
@@ -95,23 +95,6 @@ class JobLists(TableAccess):
         elif last_read is not None:  # the reading budget ran out first: go on from the last entry read
             cursor = {name: last_read[name] for name in ("pk", "sk", *key_names)}
         return jobs, cursor
-
-    def _filtered_page(self, want: int, kwargs: dict[str, Any]) -> tuple[list[dict], dict | None]:
-        """Up to `want` index entries that pass the filter, reading at most CLIENT_READS_PER_PAGE
-        pages; and the last entry read when that budget ran out first (None when the index ended or
-        `want` were found)."""
-        kwargs = {**kwargs, "TableName": self.table_name}
-        out: list[dict] = []
-        for _ in range(CLIENT_READS_PER_PAGE):
-            resp = self.retrying(self.client.query, Limit=CLIENT_READ_PAGE, **kwargs)
-            for item in resp.get("Items", []):
-                out.append(from_item(item))
-                if len(out) == want:
-                    return out, None
-            if "LastEvaluatedKey" not in resp:
-                return out, None
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        return out, from_item(kwargs["ExclusiveStartKey"])
 
     def _page_labelled(
         self, client_id: str, label: tuple[str, str], status: str | None, after: dict | None, limit: int

@@ -124,14 +124,14 @@ class DynamoReportRepository(TableAccess):
         after: str, store_id: str | None, shards: list[int], low: str, high: str, *, prefix: str | None
     ) -> tuple[int, str]:
         cursor, sk = _CURSOR.match(after), _VISIT_SK.match(after.split("|", 1)[-1])
-        keyed = sk["store"] if sk is not None else ""  # "<client>#<store>" (just "<store>" before clients)
+        if cursor is None or sk is None:
+            raise ValueError("cursor not from this query")
+        keyed = sk["store"]  # "<client>#<store>" (just "<store>" before clients)
         if prefix is not None:  # a client's: its own range (of its store)
             mine = keyed == f"{prefix}{store_id}" if store_id is not None else keyed.startswith(prefix)
         else:  # an admin's: any client's (of the store)
             mine = store_id is None or keyed == store_id or keyed.endswith(f"#{store_id}")
-        valid = cursor is not None and sk is not None and int(cursor["shard"]) in shards and mine
-        valid = valid and low <= sk["time"] <= high  # type: ignore[index]
-        if not valid or cursor is None:
+        if not mine or int(cursor["shard"]) not in shards or not low <= sk["time"] <= high:
             raise ValueError("cursor not from this query")
         return int(cursor["shard"]), cursor["sk"]
 

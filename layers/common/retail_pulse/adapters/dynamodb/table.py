@@ -157,15 +157,22 @@ class TableAccess:
                 return
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
-    def query_page(self, want: int, **kwargs: Any) -> tuple[list[dict], dict | None]:
+    def query_page(
+        self, want: int, *, read_size: int | None = None, max_reads: int | None = None, **kwargs: Any
+    ) -> tuple[list[dict], dict | None]:
         """Up to `want` items of a Query (paging through DynamoDB's 1 MB pages), and the key to go on
-        from when there may be more (None when the Query is exhausted)."""
+        from (plain values) when there may be more (None when the Query is exhausted). A filtered
+        Query may read `read_size` entries a request (it may then return more than `want` items)
+        and at most `max_reads` requests (its reading budget: the key then says where to go on)."""
         kwargs.setdefault("TableName", self.table_name)
         out: list[dict] = []
-        while len(out) < want:
-            resp = self.retrying(self.client.query, Limit=want - len(out), **kwargs)
+        reads = 0
+        while len(out) < want and (max_reads is None or reads < max_reads):
+            resp = self.retrying(self.client.query, Limit=read_size or want - len(out), **kwargs)
+            reads += 1
             out += [from_item(i) for i in resp.get("Items", [])]
             if "LastEvaluatedKey" not in resp:
                 return out, None
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        return out, kwargs.get("ExclusiveStartKey")
+        start = kwargs.get("ExclusiveStartKey")
+        return out, from_item(start) if start is not None else None
