@@ -119,10 +119,11 @@ def verify_new(  # noqa: PLR0917 - one run's context
         _check_job(out, job_id, job, found, spec, clock)
     want = _areas_expected(submitted, every, stores)
     got: dict[str, list[int]] = {}
+    clients = ["", *reports.clients()]  # every client's counters, as an admin's report sums them
     for area in want:
-        c = reports.area_counters(area)
+        c = reports.area_counters(area, clients)
         got[area] = [c.images, c.visits, c.failed]
-        by_store = reports.store_counters(area)
+        by_store = reports.store_counters(area, None, clients)
         if sum(s.images for s in by_store.values()) != c.images:
             out.mismatches.append(f"report area {area}: its stores' images do not add up to the area's")
     _check_reports(out, got, want)

@@ -72,16 +72,27 @@ def store_search(
     return json_response(200, search_stores(q, area, limit, stores=kit.store_master()))
 
 
-@app.get("/api/reports/areas", summary="Cumulative figures per area", tags=["reports"])
+@app.get(
+    "/api/reports/areas",
+    summary="Cumulative figures per area, of the caller's images (an admin key's: every client's)",
+    tags=["reports"],
+)
 @tracer.capture_method(capture_response=False)
 def areas_report():
-    return json_response(200, area_reports(stores=kit.store_master(), reports=kit.reports()))
+    caller = kit.caller(app.current_event.raw_event)
+    return json_response(200, area_reports(stores=kit.store_master(), reports=kit.reports(), caller=caller))
 
 
-@app.get("/api/reports/stores", summary="Cumulative figures per store of an area", tags=["reports"])
+@app.get(
+    "/api/reports/stores",
+    summary="Cumulative figures per store of an area, of the caller's images (an admin key's: every client's)",
+    tags=["reports"],
+)
 @tracer.capture_method(capture_response=False)
 def stores_report(area: Area, storeid: StoreId = None):
-    return json_response(200, store_reports(area, storeid, stores=kit.store_master(), reports=kit.reports()))
+    caller = kit.caller(app.current_event.raw_event)
+    body = store_reports(area, storeid, stores=kit.store_master(), reports=kit.reports(), caller=caller)
+    return json_response(200, body)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

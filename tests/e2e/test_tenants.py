@@ -76,6 +76,7 @@ def test_each_key_sees_only_its_own_jobs_on_every_route(clients, image_server):
     a, b, admin = clients["a"], clients["b"], clients["admin"]
     good = image_server.add("/tenants-e2e/ok.jpg", make_image("JPEG", 40, 30))
     missing = image_server.url("/tenants-e2e/missing.jpg")
+    before = {name: store_images(c, "RP00002") for name, c in clients.items()}
     theirs = a.submit([{"store_id": "RP00002", "image_url": [good, missing], "visit_time": T}])
     assert a.wait(theirs)["status"] == "failed"  # one image missing: retryable, with results to read
     mine = b.submit([{"store_id": "RP00003", "image_url": [good], "visit_time": T}])
@@ -106,7 +107,16 @@ def test_each_key_sees_only_its_own_jobs_on_every_route(clients, image_server):
     for job_id, images_in_job in ((theirs, 2), (mine, 1)):
         assert admin.call("GET", "/api/status", jobid=job_id).status_code == 200
         assert len(admin.call("GET", "/api/results", jobid=job_id).json()["results"]) == images_in_job
+    # Reports: A's two images count in A's and the admin's store report, not in B's.
+    moved = {name: store_images(c, "RP00002") - before[name] for name, c in clients.items()}
+    assert moved == {"a": 2, "b": 0, "admin": 2}, moved
     record("tenants (local stack, 2 keys): another client's or a guessed job id on every job route", cases)
+
+
+def store_images(client: Client, store_id: str) -> int:
+    response = client.call("GET", "/api/reports/stores", area="7100015", storeid=store_id)
+    assert response.status_code == 200, response.text
+    return response.json()["stores"][0]["images"]
 
 
 def test_exports_and_uploads_are_their_clients(clients, image_server):

@@ -14,6 +14,7 @@ from harness import SHARED_STORE_MASTER, make_image
 from retail_pulse import handler_kit
 from retail_pulse.domain.messages import task_from_message
 from retail_pulse.domain.models import ReportCounters, Tally
+from retail_pulse.domain.tenancy import DEFAULT_CLIENT as CLIENT
 
 SIZES = {"a": (10, 20), "b": (31, 40), "c": (57, 61), "d": (73, 80), "e": (101, 7)}
 AREA_A, AREA_B = "7100015", "7000129"  # the sample Store Master: RP00001-05 and RP00006-10
@@ -278,12 +279,13 @@ def test_report_counters_exact_when_every_message_is_delivered_twice(stack, imgs
 def test_reports_outlive_jobs_and_shard_their_counters(stack, two_jobs):
     ddb = boto3.client("dynamodb")
     items = ddb.scan(TableName=stack.stack.refs["JobsTable"])["Items"]
-    report_items = [i for i in items if i["pk"]["S"].startswith("REPORT#")]
+    report_items = [i for i in items if i["pk"]["S"].startswith("CREPORT#")]
     assert report_items and all("expires_at" not in i for i in report_items)
     assert all("expires_at" in i for i in items if i["pk"]["S"].startswith("JOB#"))
     assert {i["sk"]["S"][:5] for i in report_items} == {"AREA", "STORE"}
-    # Shards are in the partition key: one area's counters never share one partition's budget.
-    assert {i["pk"]["S"].rsplit("#", 1)[0] for i in report_items} == {f"REPORT#{AREA_A}", f"REPORT#{AREA_B}"}
+    # Client and shard are in the partition key: one client's area never shares another's budget.
+    partitions = {i["pk"]["S"].rsplit("#", 1)[0] for i in report_items}
+    assert partitions == {f"CREPORT#{CLIENT}#{AREA_A}", f"CREPORT#{CLIENT}#{AREA_B}"}
 
 
 def test_no_report_item_grows_with_the_visits_it_counts(stack, imgs):
@@ -374,8 +376,8 @@ def test_a_last_visit_moved_under_a_counting_run_is_read_again_never_moved_back(
 
     def tally(day: str) -> Tally:
         return Tally(
-            areas={AREA_A: ReportCounters(images=1, visits=1, last_visit=day)},
-            stores={(AREA_A, "RP00001"): ReportCounters(images=1, visits=1, last_visit=day)},
+            areas={(CLIENT, AREA_A): ReportCounters(images=1, visits=1, last_visit=day)},
+            stores={(CLIENT, AREA_A, "RP00001"): ReportCounters(images=1, visits=1, last_visit=day)},
         )
 
     deadline = time.monotonic() + 30
@@ -389,9 +391,9 @@ def test_a_last_visit_moved_under_a_counting_run_is_read_again_never_moved_back(
     monkeypatch.setattr(counting, "_last_visits", stale_once)
     assert counting.apply("shardId-a", "2", "2", tally("2024-05-03"), deadline).applied
     assert len(reads) == 2  # refused on the stale date, read again
-    store = reports.store_counters(AREA_A, "RP00001")["RP00001"]
-    area = reports.area_counters(AREA_A)
+    store = reports.store_counters(AREA_A, "RP00001", [CLIENT])["RP00001"]
+    area = reports.area_counters(AREA_A, [CLIENT])
     assert (store.images, store.visits, store.last_visit) == (2, 2, "2024-05-09")
     assert (area.images, area.visits, area.last_visit) == (2, 2, "2024-05-09")
     assert counting.apply("shardId-a", "3", "3", tally("2024-05-12"), deadline).applied  # a later date moves
-    assert reports.store_counters(AREA_A, "RP00001")["RP00001"].last_visit == "2024-05-12"
+    assert reports.store_counters(AREA_A, "RP00001", [CLIENT])["RP00001"].last_visit == "2024-05-12"

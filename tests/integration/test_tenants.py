@@ -8,12 +8,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 
 import boto3
 import pytest
 from harness import make_image, topic_inbox
 from reliability import record
 
+from retail_pulse import handler_kit
+from retail_pulse.domain.models import ReportCounters, Tally
 from retail_pulse.domain.tenancy import DEFAULT_CLIENT
 
 A, B, ADMIN = "keyida0001", "keyidb0002", "keyidadmin"
@@ -267,6 +270,42 @@ def test_visits_are_the_callers_own_and_the_admin_sees_every_clients(tenants, im
     )
     assert code == 400 and body["error"].startswith("next_token"), body
     record("tenants (in-process): visits per client, paged one image at a time; another's token refused", 4)
+
+
+def test_reports_are_the_callers_own_and_the_admin_sums_every_clients(tenants, image, image_server):
+    """Area and store reports count the caller's images only; the admin's sum every client's and the
+    counters from before reports were per client (written here as the counting transaction writes them)."""
+    stack = tenants
+    area = "7100015"  # the sample Store Master's
+    missing = image_server.url("/tenants/missing.jpg")
+    stack.submit_job([visit([image, image, missing])], key=A)
+    stack.submit_job([visit([image]), visit([image], store="RP00002")], key=B)
+    stack.drain()
+    before_clients = Tally(
+        areas={("", area): ReportCounters(images=7, failed=1, visits=2, attempts=7)},
+        stores={("", area, "RP00003"): ReportCounters(images=7, failed=1, visits=2, attempts=7)},
+    )
+    assert handler_kit.jobs().apply("shardId-legacy", "1", "1", before_clients, time.monotonic() + 30).applied
+
+    def area_report(key) -> tuple[int, int, int]:
+        code, body = stack.api("GET", "/api/reports/areas", key=key)
+        assert code == 200, body
+        entry = next(a for a in body["areas"] if a["area"] == area)
+        return entry["images"], entry["failed_images"], entry["visits"]
+
+    def store_report(key) -> dict[str, int]:
+        code, body = stack.api("GET", "/api/reports/stores", query={"area": area}, key=key)
+        assert code == 200, body
+        return {s["store_id"]: s["images"] for s in body["stores"]}
+
+    assert (area_report(A), area_report(B), area_report(None)) == ((3, 1, 1), (2, 0, 2), (0, 0, 0))
+    assert area_report(ADMIN) == (3 + 2 + 7, 1 + 1, 1 + 2 + 2)
+    assert store_report(A) == {"RP00001": 3}
+    assert store_report(B) == {"RP00001": 1, "RP00002": 1}
+    assert store_report(ADMIN) == {"RP00001": 4, "RP00002": 1, "RP00003": 7}
+    code, body = stack.api("GET", "/api/reports/stores", query={"area": area, "storeid": "RP00002"}, key=A)
+    assert code == 200 and [(s["store_id"], s["images"]) for s in body["stores"]] == [("RP00002", 0)]
+    record("tenants (in-process): area and store reports per client; the admin's sum all", 3)
 
 
 def test_a_subscription_filtered_on_client_id_gets_only_that_clients_job_events(tenants, image):

@@ -199,9 +199,14 @@ class ReportRepository(Protocol):
         cursor of the next page (None when last).
         Raises ValueError on a cursor it did not hand out for this query."""
 
-    def area_counters(self, area: str) -> ReportCounters: ...
+    def clients(self) -> list[str]:
+        """Every client that has submitted a job."""
 
-    def store_counters(self, area: str, store_id: str | None = None) -> dict[str, ReportCounters]: ...
+    def area_counters(self, area: str, clients: Sequence[str]) -> ReportCounters:
+        """The area's counters summed over these clients ("": counted before reports were per client)."""
+
+    def store_counters(self, area: str, store_id: str | None, clients: Sequence[str]) -> dict[str, ReportCounters]:
+        """Store id -> counters summed over these clients, for the stores of `area` (or `store_id`)."""
 
 
 class ImageQueue(Protocol):

@@ -222,8 +222,9 @@ class Tally:
     """What a run of streamed results adds to the counters, in one atomic write (see logic/counting.py)."""
 
     jobs: dict[str, tuple[int, int]] = field(default_factory=dict)  # job -> (succeeded, failed)
-    areas: dict[str, ReportCounters] = field(default_factory=dict)
-    stores: dict[tuple[str, str], ReportCounters] = field(default_factory=dict)  # (area, store)
+    # Reports are per client: keyed by the job's client first ("": a job from before clients).
+    areas: dict[tuple[str, str], ReportCounters] = field(default_factory=dict)  # (client, area)
+    stores: dict[tuple[str, str, str], ReportCounters] = field(default_factory=dict)  # (client, area, store)
     # Per job, what else the run adds: cost, start time, and its results in counted order (the feed).
     runs: dict[str, JobRun] = field(default_factory=dict)
 

@@ -86,8 +86,9 @@ def tally_of(results: Sequence[ImageResult]) -> Tally:
         contribution = report_contribution(r)
         if contribution is None or r.task.area is None:
             continue
-        tally.areas.setdefault(r.task.area, ReportCounters()).add(contribution)
-        tally.stores.setdefault((r.task.area, r.task.store_id), ReportCounters()).add(contribution)
+        client = r.task.client_id or ""
+        tally.areas.setdefault((client, r.task.area), ReportCounters()).add(contribution)
+        tally.stores.setdefault((client, r.task.area, r.task.store_id), ReportCounters()).add(contribution)
     return tally
 
 
@@ -109,7 +110,8 @@ def _runs(records: Sequence[StreamedResult], max_updates: int) -> list[list[Stre
         task = record.result.task
         new: set[tuple] = {("job", task.job_id), ("feed", task.job_id)}
         if task.area and not record.result.precounted:
-            new |= {("area", task.area), ("store", task.area, task.store_id)}
+            client = task.client_id or ""
+            new |= {("area", client, task.area), ("store", client, task.area, task.store_id)}
         if run and len(keys | new) > max_updates:
             runs.append(run)
             run, keys = [], set()

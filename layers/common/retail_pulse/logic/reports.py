@@ -105,23 +105,27 @@ def _group(images: list[VisitImage], area: str, store_id: str | None, stores: St
 
 
 # -- GET /api/reports/areas, /api/reports/stores ----------------------------------------------------
-def area_reports(*, stores: StoreMaster, reports: ReportRepository) -> dict:
-    """One entry per area of the Store Master: a few reads each (its counter shards)."""
+def area_reports(*, stores: StoreMaster, reports: ReportRepository, caller: Caller) -> dict:
+    """One entry per area of the Store Master, of the caller's images (an admin's: every client's)."""
+    clients = _report_clients(caller, reports)
     return {
         "areas": [
-            {"area": area, "stores": count, **_figures(reports.area_counters(area))}
+            {"area": area, "stores": count, **_figures(reports.area_counters(area, clients))}
             for area, count in stores.areas().items()
         ]
     }
 
 
-def store_reports(area: str | None, store_id: str | None, *, stores: StoreMaster, reports: ReportRepository) -> dict:
-    """One entry per store of the area with anything counted (or just `store_id`), by store id."""
+def store_reports(
+    area: str | None, store_id: str | None, *, stores: StoreMaster, reports: ReportRepository, caller: Caller
+) -> dict:
+    """One entry per store of the area with anything counted (or just `store_id`), by store id, of
+    the caller's images (an admin's: every client's)."""
     area = require_area(area, stores)
     store_id = store_id or None
     if store_id is not None:
         _require_store(store_id, area, stores)
-    counters = reports.store_counters(area, store_id)
+    counters = reports.store_counters(area, store_id, _report_clients(caller, reports))
     if store_id is not None:
         counters.setdefault(store_id, ReportCounters())
     entries = []
@@ -129,6 +133,12 @@ def store_reports(area: str | None, store_id: str | None, *, stores: StoreMaster
         store = stores.get(sid)
         entries.append({"store_id": sid, "store_name": store.name if store else None, "area": area, **_figures(c)})
     return {"area": area, "stores_in_area": stores.areas()[area], "stores_reported": len(entries), "stores": entries}
+
+
+def _report_clients(caller: Caller, reports: ReportRepository) -> list[str]:
+    """Whose counters a report sums: a client's own; an admin's, every client's and those counted
+    before reports were per client ("")."""
+    return ["", *reports.clients()] if caller.admin else [caller.client_id]
 
 
 def _figures(c: ReportCounters) -> dict:

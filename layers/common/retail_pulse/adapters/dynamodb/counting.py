@@ -7,7 +7,7 @@ Lambda redelivers it (a retry after a crash finds the watermark moved and skips 
 Each job's update is conditional on the job being live (`ongoing` or `paused`): a run that meets an
 ended job is refused whole, and the consumer counts it again without that job's results (see
 logic/counting.py). The same transaction appends the run's results to each job's results feed.
-Report counters go to one of REPORT_SHARDS partitions per area, chosen by the stream shard, so
+Report counters go to one of REPORT_SHARDS partitions per client and area, chosen by the stream shard, so
 consumers of different shards rarely hold the same item; a report sums its shards. A report item's
 `last_visit` (a maximum) moves in the same transaction, conditional on the date read just before.
 """
@@ -165,12 +165,12 @@ class ResultCounting(TableAccess):
                 page = feed_page_item(job_id, seq, run.indexes, run.expires_at or int(time.time()) + FEED_TTL_S)
                 items.append({"Put": {"TableName": self.table_name, "Item": to_item(page)}})
                 owners.append(None)
-        for area, c in sorted(tally.areas.items()):
-            key = (report_pk(area, shard), AREA_SK)
+        for (client, area), c in sorted(tally.areas.items()):
+            key = (report_pk(client, area, shard), AREA_SK)
             items.append(_counter_update(self.table_name, key, c, {"area": area}, moves.get(key)))
             owners.append(LAST_VISIT_OWNER if key in moves else None)
-        for (area, store_id), c in sorted(tally.stores.items()):
-            key = (report_pk(area, shard), store_sk(store_id))
+        for (client, area, store_id), c in sorted(tally.stores.items()):
+            key = (report_pk(client, area, shard), store_sk(store_id))
             fields = {"area": area, "store_id": store_id}
             items.append(_counter_update(self.table_name, key, c, fields, moves.get(key)))
             owners.append(LAST_VISIT_OWNER if key in moves else None)
@@ -251,12 +251,12 @@ def streamed_results(event: dict) -> tuple[str, list[StreamedResult]]:
 def _report_keys(tally: Tally, shard: int) -> dict[tuple[str, str], str]:
     """Report item key -> the latest visit date of the run's results counted into it."""
     wanted: dict[tuple[str, str], str] = {}
-    for area, c in tally.areas.items():
+    for (client, area), c in tally.areas.items():
         if c.last_visit:
-            wanted[(report_pk(area, shard), AREA_SK)] = c.last_visit
-    for (area, store_id), c in tally.stores.items():
+            wanted[(report_pk(client, area, shard), AREA_SK)] = c.last_visit
+    for (client, area, store_id), c in tally.stores.items():
         if c.last_visit:
-            wanted[(report_pk(area, shard), store_sk(store_id))] = c.last_visit
+            wanted[(report_pk(client, area, shard), store_sk(store_id))] = c.last_visit
     return wanted
 
 

@@ -65,6 +65,7 @@ def result_item(r: ImageResult) -> dict[str, Any]:
         "expires_at": t.expires_at,
         # What the stream consumer needs to count the image (it sees only this item).
         "area": t.area,
+        "client_id": t.client_id,  # its reports are the client's
         "visit_time_utc": t.visit_time_utc,
         "first_in_visit": t.first_in_visit or None,
         "retried": t.retried or None,
@@ -86,6 +87,7 @@ def result_from_item(item: dict[str, Any]) -> ImageResult:
         visit_time=item["visit_time"],
         expires_at=item.get("expires_at", 0),
         area=item.get("area"),
+        client_id=item.get("client_id"),
         visit_time_utc=item.get("visit_time_utc"),
         first_in_visit=bool(item.get("first_in_visit")),
         retried=bool(item.get("retried")),

@@ -21,6 +21,7 @@ from retail_pulse.adapters.dynamodb.items import from_item, job_from_item, resul
 from retail_pulse.adapters.dynamodb.keys import (
     ERROR_PREFIX,
     FEED_PAGE_MAX,
+    client_entry,
     feed_page_item,
     job_key,
     job_pk,
@@ -109,6 +110,7 @@ class JobItems(TableAccess):
                 "expires_at": expires_at,
             }
             requests.append({"PutRequest": {"Item": to_item(label)}})
+        requests.append({"PutRequest": {"Item": to_item(client_entry(client_id))}})  # admin reports sum clients
         self.batch_write_all(requests)
         self.retrying(
             self.client.put_item,

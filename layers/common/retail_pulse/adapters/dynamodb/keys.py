@@ -3,7 +3,9 @@
   job item       pk=JOB#<job>             sk=JOB              status, counters, times, outbox: status is one GetItem
   result item    pk=JOB#<job>#R<shard>    sk=IMG#<index:08>   one per ended image (the stream counts them)
   store error    pk=JOB#<job>             sk=ERR#<store_id>   first failure of a store in the job
-  report shard   pk=REPORT#<area>#<n>     sk=AREA | STORE#<store_id>   cumulative counters, summed on read
+  report shard   pk=CREPORT#<client>#<area>#<n>  sk=AREA | STORE#<store_id>   a client's cumulative counters,
+                 summed on read (REPORT#<area>#<n>: counted before reports were per client)
+  client entry   pk=CLIENTS               sk=<client_id>      a client that submitted a job (admin reports sum them)
   count state    pk=COUNTED#<shard>       sk=COUNTED          how far the stream shard's results are counted
   feed page      pk=JOB#<job>#FEED        sk=F<seq:09>        a counted run's result indexes (results in counted order)
   parked batch   pk=JOB#<job>#PARK        sk=P<index:08>#<id> image messages of a paused job, replayed on resume
@@ -27,7 +29,9 @@ RESULT_BLOCK = 100
 RESULT_SHARDS = 16
 VISIT_SHARDS = 16
 REPORT_SHARDS = 8
-REPORT_PREFIX = "REPORT#"
+REPORT_PREFIX = "REPORT#"  # counters of results counted before reports were per client
+CLIENT_REPORT_PREFIX = "CREPORT#"
+CLIENTS_PK = "CLIENTS"
 AREA_SK = "AREA"
 STORE_SK_PREFIX = "STORE#"
 COUNTED_PREFIX = "COUNTED#"
@@ -77,8 +81,16 @@ def visit_partition(area: str, store_id: str) -> str:
     return f"{area}#{stable_shard(store_id, VISIT_SHARDS):02d}"
 
 
-def report_pk(area: str, shard: int) -> str:
-    return f"{REPORT_PREFIX}{area}#{shard:02d}"
+def report_pk(client_id: str, area: str, shard: int) -> str:
+    """A client's report shard of an area; client "" names the counters from before reports were per
+    client (and results of jobs from before clients), which only an admin's report sums."""
+    if not client_id:
+        return f"{REPORT_PREFIX}{area}#{shard:02d}"
+    return f"{CLIENT_REPORT_PREFIX}{client_id}#{area}#{shard:02d}"
+
+
+def client_entry(client_id: str) -> dict[str, str]:
+    return {"pk": CLIENTS_PK, "sk": client_id, "client_id": client_id}
 
 
 def store_sk(store_id: str) -> str:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from retail_pulse.adapters.dynamodb.items import from_item, to_item
+from retail_pulse.adapters.dynamodb.items import to_item
 from retail_pulse.adapters.dynamodb.keys import (
     AREA_SK,
+    CLIENTS_PK,
     REPORT_SHARDS,
     STORE_SK_PREFIX,
     VISIT_SHARDS,
@@ -136,33 +137,40 @@ class DynamoReportRepository(TableAccess):
         return int(cursor["shard"]), cursor["sk"]
 
     # -- reports --------------------------------------------------------------------------
-    def area_counters(self, area: str) -> ReportCounters:
+    def clients(self) -> list[str]:
+        """Every client that has submitted a job (JobItems.create_job registers it)."""
+        items = self.query_all(
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": CLIENTS_PK})
+        )
+        return [i["client_id"] for i in items]
+
+    def area_counters(self, area: str, clients: Sequence[str]) -> ReportCounters:
+        """The area's counters summed over these clients' shards (BatchGetItem, 100 keys a request)."""
+        keys = [{"pk": report_pk(c, area, shard), "sk": AREA_SK} for c in clients for shard in range(REPORT_SHARDS)]
         total = ReportCounters()
-        for shard in range(REPORT_SHARDS):
-            item = self._get(report_pk(area, shard), AREA_SK)
-            if item:
-                total.add(_counters(item))
+        for item in self.batch_get_all(keys):
+            total.add(_counters(item))
         return total
 
-    def store_counters(self, area: str, store_id: str | None = None) -> dict[str, ReportCounters]:
-        """Store id -> counters, for the stores of `area` (or just `store_id`) with anything counted."""
+    def store_counters(self, area: str, store_id: str | None, clients: Sequence[str]) -> dict[str, ReportCounters]:
+        """Store id -> counters summed over these clients, for the stores of `area` (or just
+        `store_id`) with anything counted."""
         out: dict[str, ReportCounters] = defaultdict(ReportCounters)
-        for shard in range(REPORT_SHARDS):
-            if store_id is not None:
-                item = self._get(report_pk(area, shard), store_sk(store_id))
-                items: Iterable[dict] = [item] if item else []
-            else:
-                items = self.query_all(
+        pks = [report_pk(c, area, shard) for c in clients for shard in range(REPORT_SHARDS)]
+        if store_id is not None:
+            items: Iterable[dict] = self.batch_get_all([{"pk": pk, "sk": store_sk(store_id)} for pk in pks])
+        else:
+            items = (
+                item
+                for pk in pks
+                for item in self.query_all(
                     KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                    ExpressionAttributeValues=to_item({":pk": report_pk(area, shard), ":prefix": STORE_SK_PREFIX}),
+                    ExpressionAttributeValues=to_item({":pk": pk, ":prefix": STORE_SK_PREFIX}),
                 )
-            for item in items:
-                out[item["store_id"]].add(_counters(item))
+            )
+        for item in items:
+            out[item["store_id"]].add(_counters(item))
         return dict(out)
-
-    def _get(self, pk: str, sk: str) -> dict | None:
-        resp = self.retrying(self.client.get_item, TableName=self.table_name, Key=to_item({"pk": pk, "sk": sk}))
-        return from_item(resp["Item"]) if "Item" in resp else None
 
 
 def _index_key(partition: str, sk: str) -> dict[str, str]:
