@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=50_000, help="images in each of A's three jobs")
     parser.add_argument("--concurrency", type=int, default=10, help="process_image invocations at once")
     parser.add_argument("--backlog", type=int, default=20_000, help="A's images queued when B submits")
+    parser.add_argument(
+        "--quota", type=int, default=50, help="each client's images in flight (CLIENT_IMAGE_QUOTA; 0: none)"
+    )
     args = parser.parse_args(argv)
     host = UniformImageHost()
     log_dir = Path(tempfile.mkdtemp(prefix="fair-shares-"))
@@ -96,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         "4",
         "--integration-timeout",
         "300",
+        "--env",
+        f"CLIENT_IMAGE_QUOTA={args.quota}",
         startup_timeout=400,
     )
     a, b = session(KEY_A), session(KEY_B)
@@ -112,9 +117,13 @@ def main(argv: list[str] | None = None) -> int:
             assert time.perf_counter() - started < 900, f"A's jobs not enqueued: {a_before}"
             time.sleep(1)
         print(f"A: {a_before[0]:,} enqueued, {a_before[1]:,} processed when B submits")
+        a_at = time.perf_counter()
         b_job = submit(b, stack.url, host.visits(B_IMAGES, per_visit=10, store="RP00002"))
         beside_s, status = wait(b, stack.url, b_job, 600)
+        time.sleep(max(0.0, 30 - (time.perf_counter() - a_at)))  # A's rate over at least 30 s
         a_after = progress(a, stack.url, a_jobs)
+        a_elapsed = time.perf_counter() - a_at
+        a_rate = (a_after[1] - a_before[1]) / a_elapsed
         for job_id in a_jobs:
             a.post(f"{stack.url}/api/jobs/cancel", params={"jobid": job_id}, timeout=60)
     finally:
@@ -124,9 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"| client B's {B_IMAGES}-image job while client A runs 3 x {args.images:,} images: finished in | "
         f"{beside_s:.1f} s | <= {TARGET_S:g} | {met} | alone: {alone_s:.1f} s; B's job {status['status']}; A processed "
-        f"{a_after[1] - a_before[1]:,} images meanwhile, {a_before[0] - a_before[1]:,} of its images queued "
-        "at B's submit; "
-        f"process_image concurrency {args.concurrency}, real 0.1-0.4 s delay |"
+        f"{a_rate:.1f} images/s over {a_elapsed:.0f} s from B's submit, "
+        f"{a_before[0] - a_before[1]:,} of its images queued at B's submit; "
+        f"process_image concurrency {args.concurrency} ({args.concurrency * 10} images), client quota "
+        f"{args.quota or 'none'}, real 0.1-0.4 s delay |"
     )
     return 0 if met == "yes" else 1
 

@@ -28,12 +28,16 @@ def make_image(fmt: str, width: int, height: int, **save_args) -> bytes:
 
 class ImageServer:
     """Serves the files added to it (404 otherwise); paths starting /slow wait `slow_seconds` first.
-    Every request path is recorded."""
+    Every request path is recorded, and the most requests in flight at once under each folder
+    (`peaks["/slow/a"]`: of every path below /slow/a)."""
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[int, str, bytes]] = {}
         self.requests: list[str] = []
         self.slow_seconds = 3.0
+        self.peaks: dict[str, int] = {}
+        self._serving: dict[str, int] = {}
+        self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,19 +46,37 @@ class ImageServer:
 
             def do_GET(self):
                 server.requests.append(self.path)
-                if self.path.startswith("/slow"):
-                    time.sleep(server.slow_seconds)
-                status, ctype, body = server.files.get(self.path, (404, "text/plain", b"not found"))
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(body)
+                folders = server._enter(self.path)
+                try:
+                    if self.path.startswith("/slow"):
+                        time.sleep(server.slow_seconds)
+                    status, ctype, body = server.files.get(self.path, (404, "text/plain", b"not found"))
+                    self.send_response(status)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        self.wfile.write(body)
+                finally:
+                    server._leave(folders)
 
         self.httpd = BackloggedHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def _enter(self, path: str) -> list[str]:
+        parts = path.split("?", 1)[0].split("/")[1:-1]
+        folders = ["/" + "/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+        with self._lock:
+            for folder in folders:
+                self._serving[folder] = self._serving.get(folder, 0) + 1
+                self.peaks[folder] = max(self.peaks.get(folder, 0), self._serving[folder])
+        return folders
+
+    def _leave(self, folders: list[str]) -> None:
+        with self._lock:
+            for folder in folders:
+                self._serving[folder] -= 1
 
     def add(self, path: str, body: bytes, ctype: str = "image/jpeg", status: int = 200) -> str:
         self.files[path] = (status, ctype, body)

@@ -105,6 +105,23 @@ def park(batch: ProcessedBatch, receipts: dict[tuple[str, int], tuple[str, str]]
     return {}
 
 
+def park_capped(batch: ProcessedBatch, receipts: dict[tuple[str, int], tuple[str, str]]) -> dict[str, str]:
+    """Images over their client's quota or their job's max_concurrency: parked until slots free up
+    (logic/admission.py), their messages then acknowledged. Returns the records that stay in the queue."""
+    quotas = kit.quotas()
+    capped = batch.admission.capped
+    if not capped or quotas is None:
+        return {}
+    try:
+        replayed = quotas.park_capped(batch.admission)
+    except Exception:
+        logger.exception("parking capped images failed; SQS will redeliver them")
+        return {receipts[(t.job_id, t.index)][0]: "not parked" for tasks in capped.values() for t in tasks}
+    logger.info("images over quota parked", extra={"parked": batch.admission.capped_images, "replayed": replayed})
+    metrics.add_metric(name="ImagesOverQuota", unit=MetricUnit.Count, value=batch.admission.capped_images)
+    return {}
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
@@ -139,6 +156,7 @@ def lambda_handler(event: dict, context) -> dict:
             write_deadline=write_deadline,
             # Lambda's own variable (the function's MemorySize): each image's cost share is priced with it.
             memory_mb=int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 512),
+            quotas=kit.quotas(),
         )
     except Exception:
         # Our infrastructure failed before any result could be written: every record comes again.
@@ -151,6 +169,7 @@ def lambda_handler(event: dict, context) -> dict:
         unrecorded = settle_unrecorded(batch.recorded.refused, receive_counts, settings.max_receive_count)
         failed.update(settle(unrecorded, receipts))
         failed.update(park(batch, receipts))
+        failed.update(park_capped(batch, receipts))
         if not send_owed_notices(batch):
             failed.update({message_id: "notice not published" for message_id, _ in receipts.values()})
     kit.emit_storage_refusals(metrics)

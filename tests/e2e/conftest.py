@@ -32,12 +32,14 @@ def local_stack(tmp_path_factory):
 API_KEY = "test-key-0123456789abcdef"
 SECOND_API_KEY = "second-client-key-9876543210"  # another client (tests/e2e/test_tenants.py)
 ADMIN_API_KEY = "admin-key-5555555555"  # sees every client's jobs
+CLIENT_QUOTA = 8  # images of one client in flight on the keyed stack (6 batches, 60 images, fit at once)
 
 
 @pytest.fixture(scope="session")
 def keyed_stack(tmp_path_factory):
     """A second local stack that requires `x-api-key`, as deployed stages do: API_KEY and
-    SECOND_API_KEY are two clients, ADMIN_API_KEY the admin."""
+    SECOND_API_KEY are two clients, ADMIN_API_KEY the admin; each client has CLIENT_QUOTA images
+    in flight at most (tests/e2e/test_quotas.py)."""
     stack = start_local_stack(
         tmp_path_factory.mktemp("keyed-stack"),
         "--api-key",
@@ -48,9 +50,12 @@ def keyed_stack(tmp_path_factory):
         ADMIN_API_KEY,
         "--warm",
         "1",
+        "--max-concurrency",
+        "6",
         "--env",
         "PROCESSING_DELAY_MIN_S=0",
         "PROCESSING_DELAY_MAX_S=0.02",
+        f"CLIENT_IMAGE_QUOTA={CLIENT_QUOTA}",
     )
     yield stack
     stack.stop()

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # adapters are imported by the factory that builds them: a fu
     from retail_pulse.adapters.sqs import SqsImageQueue, SqsRedelivery
     from retail_pulse.adapters.work_queues import SqsImageStream, SqsWorkQueue
     from retail_pulse.domain.store_master import StoreMaster
+    from retail_pulse.logic.admission import Quotas
 
 # The only library X-Ray patches (Tracer(patch_modules=...)): AWS calls are traced, and no
 # `X-Amzn-Trace-Id` header is added to downloads from image hosts or to callbacks (requests and
@@ -59,6 +60,17 @@ def caller(event: Mapping[str, Any]) -> Caller:
 
 def settings() -> Settings:
     return get_settings()
+
+
+def quotas() -> Quotas | None:
+    """Quotas of images in flight for process_image (None: no client quota is set; a job's own
+    max_concurrency is then not kept either, as it is a share of that quota)."""
+    from retail_pulse.logic.admission import Quotas
+
+    quota = get_settings().client_image_quota
+    if not quota:
+        return None
+    return Quotas(slots=jobs(), parking=jobs(), queue=queue(), jobs=jobs(), client_quota=quota)
 
 
 @_cached

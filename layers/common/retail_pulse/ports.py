@@ -20,6 +20,7 @@ from retail_pulse.domain.models import (
     Tally,
     VisitImage,
 )
+from retail_pulse.domain.quota import SlotState
 
 
 class StorageRefused(Exception):
@@ -47,6 +48,7 @@ class JobRepository(Protocol):
         threshold: FailureThreshold | None = None,
         labels: dict[str, str] | None = None,
         client_id: str,  # the client (API key id) the job belongs to: domain/tenancy.py
+        max_concurrency: int | None = None,  # most of its images in flight at once (domain/quota.py)
     ) -> None: ...
 
     def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
@@ -165,6 +167,27 @@ class ParkingLot(Protocol):
         """Everything parked for the job: (key, tasks)."""
 
     def unpark(self, job_id: str, keys: Sequence[str]) -> None: ...
+
+    def lease_parked(
+        self, job_id: str, max_images: int, lease_s: int
+    ) -> tuple[list[tuple[str, list[ImageTask]]], bool]:
+        """Parked batches leased to the caller until they hold `max_images`; whether any is parked."""
+
+
+class SlotCounters(Protocol):
+    """Images in flight per client or job (domain/quota.py; adapters/dynamodb/slots.py)."""
+
+    def claim(self, owner: str, count: int, limit: int, epoch: int) -> bool: ...
+
+    def release(self, owner: str, count: int, epoch: int) -> SlotState: ...
+
+    def slot_state(self, owner: str) -> SlotState: ...
+
+    def take_back(self, owner: str, epoch: int, count: int) -> bool: ...
+
+    def mark_waiting(self, owner: str, job_id: str) -> None: ...
+
+    def clear_waiting(self, owner: str, job_id: str, marker: str) -> None: ...
 
 
 class EventTopic(Protocol):
@@ -299,6 +322,7 @@ class FanOutRepository(Protocol):
         labels: dict[str, str] | None = None,
         retry_filter: dict | None = None,  # a selective retry's (logic/jobs.RetryFilter.to_dict)
         client_id: str,  # the client (API key id) the job belongs to: domain/tenancy.py
+        max_concurrency: int | None = None,  # most of its images in flight at once (domain/quota.py)
     ) -> None: ...
 
     def unlink_retry(self, job_id: str, retry_job_id: str) -> None: ...

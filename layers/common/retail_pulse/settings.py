@@ -84,6 +84,9 @@ class Settings:
     # Clients: the API key ids (requestContext.identity.apiKeyId) that see every client's jobs,
     # separated by commas (template parameter AdminApiKeyIds); empty: no admin.
     admin_api_key_ids: str = ""
+    # Most images of one client measured at once (template parameter ClientImageQuota; domain/quota.py);
+    # 0: no quota.
+    client_image_quota: int = Field(default=0, ge=0)
     # Jobs of any size (logic/manifests.py, fanout.py, exports.py): manifests uploaded to the data bucket
     # and fanned out by the fan-out function from its queue; results exported to files by the export function.
     fan_out_queue_url: str = ""

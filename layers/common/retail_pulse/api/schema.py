@@ -66,6 +66,13 @@ class SubmitRequest(BaseModel):
         "most 128 characters. Filter with `GET /api/jobs?label=key:value`; shown in status and notices.",
         examples=[{"team": "north", "campaign": "2024-q1"}],
     )
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most of this job's images measured at once (under the client's quota of images in "
+        "flight, the `ClientImageQuota` parameter): a lower number leaves more of the quota to the "
+        "client's other jobs.",
+    )
 
 
 class SubmitAccepted(ResponseBody):
@@ -147,6 +154,7 @@ class JobStatus(ResponseBody):
     retried_by: str | None = Field(default=None, description="Present once retried: the retry job's id.")
     labels: dict[str, str] = Field(description="As submitted (empty when none).")
     failure_threshold: FailureThresholdBody | None = Field(default=None, description="Present when submitted.")
+    max_concurrency: int | None = Field(default=None, description="Present when submitted: most images in flight.")
     started_at: str | None = Field(description="When the first counted image began processing.")
     throughput: Throughput
     eta_s: int | None = Field(description="Seconds until the job ends at the recent rate; 0 once ended.")
@@ -263,6 +271,7 @@ class ManifestSubmitRequest(BaseModel):
     tolerated_failure_percentage: float | None = Field(default=None, ge=0, le=100, description="As for an inline job.")
     tolerated_failure_count: int | None = Field(default=None, ge=0, description="As for an inline job.")
     labels: dict[str, str] | None = Field(default=None, description="As for an inline job (up to 10).")
+    max_concurrency: int | None = Field(default=None, ge=1, description="As for an inline job.")
 
 
 class ManifestAccepted(ResponseBody):

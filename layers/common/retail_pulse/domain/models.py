@@ -42,6 +42,7 @@ class JobRequest:
     callback_url: str | None = None  # called once, signed, when the job ends
     threshold: FailureThreshold = FailureThreshold()
     labels: dict[str, str] = field(default_factory=dict)
+    max_concurrency: int | None = None  # most of its images in flight at once (domain/quota.py)
 
     @property
     def image_count(self) -> int:
@@ -143,6 +144,7 @@ class Job:
     manifest_errors: list[dict] = field(default_factory=list)
     manifest_error_count: int = 0
     client_id: str | None = None  # the API key id of the client that submitted it (domain/tenancy.py)
+    max_concurrency: int | None = None  # most of its images in flight at once (domain/quota.py)
 
     @property
     def processed(self) -> int:
@@ -160,6 +162,7 @@ class JobState:
     job_id: str
     status: JobStatus
     notices_owed: bool  # a completion notice is still to be delivered (see logic/notify.py)
+    max_concurrency: int | None = None  # most of its images in flight at once (domain/quota.py)
 
 
 @dataclass(frozen=True)

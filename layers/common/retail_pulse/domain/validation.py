@@ -93,8 +93,14 @@ def parse_job_request(body: str | None, max_images: int, limits: InputLimits | N
     if callback_url is not None:
         _check_text(callback_url, "callback_url", limits.max_url_length)
         _check_no_credentials(callback_url, "callback_url")
-    threshold, labels = parse_job_controls(data)
-    return JobRequest(visits=tuple(parsed), callback_url=callback_url, threshold=threshold, labels=labels)
+    threshold, labels, max_concurrency = parse_job_controls(data)
+    return JobRequest(
+        visits=tuple(parsed),
+        callback_url=callback_url,
+        threshold=threshold,
+        labels=labels,
+        max_concurrency=max_concurrency,
+    )
 
 
 MAX_LABELS = 10
@@ -103,8 +109,9 @@ MAX_LABEL_VALUE_LENGTH = 128
 LABEL_KEY = re.compile(r"[A-Za-z0-9_.\-/]+")
 
 
-def parse_job_controls(data: dict) -> tuple[FailureThreshold, dict[str, str]]:
-    """The optional job-control fields of a submit: the failure threshold and the labels."""
+def parse_job_controls(data: dict) -> tuple[FailureThreshold, dict[str, str], int | None]:
+    """The optional job-control fields of a submit: the failure threshold, the labels and the most
+    images of the job measured at once (`max_concurrency`, under its client's quota)."""
     percentage = data.get("tolerated_failure_percentage")
     if percentage is not None and (
         isinstance(percentage, bool) or not isinstance(percentage, (int, float)) or not 0 <= percentage <= 100
@@ -122,7 +129,12 @@ def parse_job_controls(data: dict) -> tuple[FailureThreshold, dict[str, str]]:
         raise InvalidRequest(f"labels: at most {MAX_LABELS} labels")
     for key, value in labels.items():
         parse_label(key, value, f"labels.{echo(key)}")
-    return FailureThreshold(percentage, count), dict(labels)
+    max_concurrency = data.get("max_concurrency")
+    if max_concurrency is not None and (
+        isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
+    ):
+        raise InvalidRequest("max_concurrency: must be an integer >= 1 (images of the job measured at once)")
+    return FailureThreshold(percentage, count), dict(labels), max_concurrency
 
 
 def parse_label(key: object, value: object, where: str = "label") -> tuple[str, str]:

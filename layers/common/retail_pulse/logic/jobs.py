@@ -137,8 +137,8 @@ def retry_job(
     retry_filter: RetryFilter | None = None,
     fanout: WorkQueue | None = None,  # more than retry_inline_max_images failed: fanned out (logic/manifests)
 ) -> dict:
-    """A new job of the failed images of an ended job (same store_id, visit_time, callback_url and
-    labels), created by submit's own path; the two jobs are linked both ways (`retry_of` /
+    """A new job of the failed images of an ended job (same store_id, visit_time, callback_url,
+    labels and max_concurrency), created by submit's own path; the two jobs are linked both ways (`retry_of` /
     `retried_by`), and belong to the same client (an admin's retry too). `retry_filter` narrows the
     failed images retried (error class, stores, indexes)."""
     job = require_job(job_id, jobs, caller)
@@ -185,6 +185,8 @@ def retry_job(
     body: dict = {"count": len(visits), "visits": visits}
     if job.callback_url:
         body["callback_url"] = job.callback_url
+    if job.max_concurrency:
+        body["max_concurrency"] = job.max_concurrency
     retry_id = make_job_id()
     # Claim first (conditional): two concurrent retries cannot both create a job.
     if not jobs.link_retry(job.job_id, retry_id):

@@ -69,6 +69,7 @@ MANIFEST_SUBMIT_FIELDS = {
     "tolerated_failure_percentage",
     "tolerated_failure_count",
     "labels",
+    "max_concurrency",
 }
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -214,7 +215,7 @@ def submit_manifest(
     if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
         raise InvalidRequest(f"manifest: must be an upload_id from POST {UPLOADS_PATH}")
     callback_url = callback_url_of(data.get("callback_url"), settings)
-    threshold, labels = parse_job_controls(data)  # as an inline submit's (failure threshold, labels)
+    threshold, labels, max_concurrency = parse_job_controls(data)  # as an inline submit's
     key = upload_key(client_id, upload_id)
     stored = files.head(key)
     if stored is None:
@@ -243,6 +244,7 @@ def submit_manifest(
         threshold=threshold if threshold.set else None,
         labels=labels,
         client_id=client_id,
+        max_concurrency=max_concurrency,
     )
     _start_fanout(job_id, jobs=jobs, fanout=fanout, on_job_ended=on_job_ended)
     return {"job_id": job_id, "status_url": f"/api/status?jobid={job_id}", "phase": ACCEPTED, "format": fmt}
@@ -278,7 +280,7 @@ def retry_by_fanout(
     retry_filter: RetryFilter | None = None,
 ) -> dict:
     """A retry job whose image list is the failed results of `job` (those `retry_filter` matches),
-    fanned out like a manifest; it keeps the retried job's labels."""
+    fanned out like a manifest; it keeps the retried job's labels and max_concurrency."""
     retry_id = make_job_id()
     if not jobs.link_retry(job.job_id, retry_id):  # type: ignore[attr-defined]
         raise JobConflict(f"jobid: job {job.job_id} was already retried (or is ongoing)")
@@ -291,6 +293,7 @@ def retry_by_fanout(
             callback_url=job.callback_url,
             retry_of=job.job_id,
             labels=job.labels,
+            max_concurrency=job.max_concurrency,
             retry_filter=retry_filter.to_dict() if retry_filter is not None else None,
             client_id=client_id,
         )

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, replace
 from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.measuring import ImageError, measure_image, perimeter
 from retail_pulse.domain.models import ImageResult, ImageTask, RecordOutcome
+from retail_pulse.domain.quota import Admission
 from retail_pulse.domain.retry import redelivery_delay_s
+from retail_pulse.logic.admission import Quotas
 from retail_pulse.ports import JobRepository, StorageRefused
 from retail_pulse.settings import Settings
 
@@ -26,6 +28,8 @@ class ProcessedBatch:
     skipped: int = 0  # images of jobs that had ended (cancelled, finished) or are unknown: not touched
     notices_owed: list[str] = field(default_factory=list)  # ended jobs still owing their notice
     parked: list[ImageTask] = field(default_factory=list)  # images of paused jobs: to park (logic/pause.py)
+    # Images over their client's quota or their job's max_concurrency: to park (logic/admission.py).
+    admission: Admission = field(default_factory=Admission)
 
 
 def process_images(
@@ -39,6 +43,7 @@ def process_images(
     write_deadline: float,
     sleep: Callable[[float], None] = time.sleep,
     memory_mb: int = 512,
+    quotas: Quotas | None = None,
 ) -> ProcessedBatch:
     """Measure a batch's images concurrently (downloads end by `deadline`), then write each result
     once (writes end by `write_deadline`). A bad image is not an error here: it ends as a failed
@@ -61,13 +66,19 @@ def process_images(
     else:
         live = [t for t in unique if t.job_id in states and states[t.job_id].status == "ongoing"]
         parked = [t for t in unique if t.job_id in states and states[t.job_id].status == "paused"]
-    started = time.monotonic()
-    futures = [pool.submit(_process_one, t, settings, fetch, deadline, sleep) for t in live]
-    results = with_cost_shares([f.result() for f in futures], time.monotonic() - started, memory_mb)
-    recorded = jobs.record_results(results, write_deadline)
+    # Slots claimed for what is measured now; the rest waits parked (the caller parks admission.capped).
+    admission = quotas.admit(live, states or {}) if quotas else Admission(admitted=live)
+    try:
+        started = time.monotonic()
+        futures = [pool.submit(_process_one, t, settings, fetch, deadline, sleep) for t in admission.admitted]
+        results = with_cost_shares([f.result() for f in futures], time.monotonic() - started, memory_mb)
+        recorded = jobs.record_results(results, write_deadline)
+    finally:
+        if quotas and admission.claims:
+            quotas.release(admission.claims)
     owed = [s.job_id for s in (states or {}).values() if s.status not in ("ongoing", "paused") and s.notices_owed]
     skipped = len(unique) - len(live) - len(parked)
-    return ProcessedBatch(results, recorded, skipped=skipped, notices_owed=owed, parked=parked)
+    return ProcessedBatch(results, recorded, skipped=skipped, notices_owed=owed, parked=parked, admission=admission)
 
 
 def with_cost_shares(results: list[ImageResult], elapsed_s: float, memory_mb: int) -> list[ImageResult]:

@@ -61,6 +61,8 @@ def job_controls(job: Job, now: str | None = None) -> dict:
             "tolerated_failure_percentage": job.threshold.percentage,
             "tolerated_failure_count": job.threshold.count,
         }
+    if job.max_concurrency:
+        body["max_concurrency"] = job.max_concurrency
     body.update(plan(job, now or utc_now()))
     return body
 

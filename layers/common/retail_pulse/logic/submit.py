@@ -86,6 +86,8 @@ def submit_job(
         controls["threshold"] = request.threshold
     if request.labels or labels:
         controls["labels"] = request.labels or labels
+    if request.max_concurrency:
+        controls["max_concurrency"] = request.max_concurrency
     jobs.create_job(
         job_id,
         index,

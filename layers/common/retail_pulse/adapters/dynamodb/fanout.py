@@ -43,6 +43,7 @@ class FanOutItems(TableAccess):
         labels: dict[str, str] | None = None,
         retry_filter: dict | None = None,
         client_id: str,
+        max_concurrency: int | None = None,
     ) -> None:
         """The job item, `accepted`: total 0 until the fan-out has checked the whole image list; its
         labels indexed as an inline job's (JobItems.create_job), its failure threshold kept."""
@@ -75,6 +76,7 @@ class FanOutItems(TableAccess):
             "tolerated_failure_percentage": threshold.percentage if threshold else None,
             "tolerated_failure_count": threshold.count if threshold else None,
             "retry_filter": retry_filter or None,
+            "max_concurrency": max_concurrency,
         }
         label_items = [
             {

@@ -147,6 +147,7 @@ def job_from_item(item: dict[str, Any]) -> Job:
         manifest_errors=manifest_errors(item),
         manifest_error_count=item.get("manifest_error_count", 0),
         client_id=item.get("client_id"),
+        max_concurrency=item.get("max_concurrency"),
     )
 
 

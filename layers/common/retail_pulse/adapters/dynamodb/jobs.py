@@ -62,6 +62,7 @@ class JobItems(TableAccess):
         threshold: FailureThreshold | None = None,
         labels: dict[str, str] | None = None,
         client_id: str,
+        max_concurrency: int | None = None,
     ) -> None:
         """The job item, after the results of images that ended at submit (unknown stores): those are
         counted here (`precounted`), so the stream consumer skips them; they open the job's results
@@ -89,6 +90,7 @@ class JobItems(TableAccess):
             "retry_of": retry_of,
             "feed_seq": len(ended_at_submit),
             "labels": labels or None,
+            "max_concurrency": max_concurrency,
             "tolerated_failure_percentage": threshold.percentage if threshold else None,
             "tolerated_failure_count": threshold.count if threshold else None,
         }
@@ -149,8 +151,11 @@ class JobItems(TableAccess):
     def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         """Status of each job (absent: unknown), one consistent BatchGetItem per 100 jobs."""
         keys = [job_key(j) for j in dict.fromkeys(job_ids)]
-        items = self.batch_get(keys, "job_id, #status, notices_owed", consistent=True)
-        return {i["job_id"]: JobState(i["job_id"], i["status"], bool(i.get("notices_owed"))) for i in items.values()}
+        items = self.batch_get(keys, "job_id, #status, notices_owed, max_concurrency", consistent=True)
+        return {
+            i["job_id"]: JobState(i["job_id"], i["status"], bool(i.get("notices_owed")), i.get("max_concurrency"))
+            for i in items.values()
+        }
 
     def batch_get(self, keys: list[dict], projection: str | None, *, consistent: bool) -> dict[str, dict]:
         """Job items by pk (BatchGetItem, unprocessed keys asked again: TableAccess.batch_get_all)."""

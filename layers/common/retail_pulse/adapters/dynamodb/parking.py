@@ -6,9 +6,10 @@ leave the queue, so a long pause burns no receives toward the dead-letter queue 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Sequence
 
-from retail_pulse.adapters.dynamodb.items import to_item
+from retail_pulse.adapters.dynamodb.items import from_item, to_item
 from retail_pulse.adapters.dynamodb.keys import PARK_SK_PREFIX, park_pk
 from retail_pulse.adapters.dynamodb.table import TableAccess
 from retail_pulse.domain.messages import task_from_message, task_to_message
@@ -38,3 +39,39 @@ class ParkedImages(TableAccess):
 
     def unpark(self, job_id: str, keys: Sequence[str]) -> None:
         self.batch_write_all([{"DeleteRequest": {"Key": to_item({"pk": park_pk(job_id), "sk": k})}} for k in keys])
+
+    def lease_parked(
+        self, job_id: str, max_images: int, lease_s: int
+    ) -> tuple[list[tuple[str, list[ImageTask]]], bool]:
+        """Parked batches of the job, leased to this caller for `lease_s` (a batch another replayer
+        holds is passed over), until they hold `max_images`; and whether anything is parked at all."""
+        now = int(time.time())
+        leased: list[tuple[str, list[ImageTask]]] = []
+        images, found = 0, False
+        for item in self.query_all(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=to_item({":pk": park_pk(job_id)}),
+            ProjectionExpression="sk, lease",
+            ConsistentRead=True,
+        ):
+            found = True
+            if images >= max_images:
+                break
+            if int(item.get("lease", 0)) > now:
+                continue
+            try:
+                resp = self.retrying(
+                    self.client.update_item,
+                    TableName=self.table_name,
+                    Key=to_item({"pk": park_pk(job_id), "sk": item["sk"]}),
+                    UpdateExpression="SET lease = :until",
+                    ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(lease) OR lease <= :now)",
+                    ExpressionAttributeValues=to_item({":until": now + lease_s, ":now": now}),
+                    ReturnValues="ALL_NEW",
+                )
+            except self.client.exceptions.ConditionalCheckFailedException:
+                continue
+            tasks = [task_from_message(m) for m in from_item(resp["Attributes"]).get("messages") or []]
+            leased.append((item["sk"], tasks))
+            images += len(tasks)
+        return leased, found

@@ -12,12 +12,21 @@ from retail_pulse.adapters.dynamodb.jobs import JobItems
 from retail_pulse.adapters.dynamodb.notices import NoticeItems
 from retail_pulse.adapters.dynamodb.parking import ParkedImages
 from retail_pulse.adapters.dynamodb.results import ResultItems
+from retail_pulse.adapters.dynamodb.slots import InFlightSlots
 
 
 class DynamoJobRepository(
-    JobItems, JobLists, ResultItems, NoticeItems, ResultCounting, ParkedImages, FanOutItems, ExportItems
+    JobItems,
+    JobLists,
+    ResultItems,
+    NoticeItems,
+    ResultCounting,
+    ParkedImages,
+    FanOutItems,
+    ExportItems,
+    InFlightSlots,
 ):
-    """Jobs, results, notices, counting, parked images, fan-out and exports on one table and one
+    """Jobs, results, notices, counting, parked images, fan-out, exports and images in flight on one table and one
     client (see each base's module)."""
 
     def __init__(self, table_name: str, client: Any | None = None, *, result_writers: int = 10) -> None:
