@@ -1,7 +1,8 @@
 """Fair shares between clients on the local stack: client B's 50-image job while client A runs three
 jobs of 50,000 images, with the real 0.1-0.4 s processing delay. Each API key is a client; the image
 queue's message group is the client (SQS fair queues; the local SQS serves groups round-robin), so
-B's messages are handed out between A's instead of after them.
+B's messages are handed out between A's instead of after them; and each client has at most --quota
+images in flight (CLIENT_IMAGE_QUOTA), so A's backlog cannot take every processing slot.
 
     .venv/bin/python benchmarks/fair_shares.py                 # prints the figures (BENCHMARKS.md by hand)
     .venv/bin/python benchmarks/fair_shares.py --images 5000 --backlog 5000   # a quick run
