@@ -105,6 +105,17 @@ def park(batch: ProcessedBatch, receipts: dict[tuple[str, int], tuple[str, str]]
     return {}
 
 
+def log_quota(batch: ProcessedBatch) -> None:
+    """What the batch's quota work left to notice: replays that failed (their images stay parked
+    for the next release or the stall sweeper), images measured without a claim (throttled counter)."""
+    for error in batch.released.errors:
+        logger.warning(
+            "replaying images parked over quota failed; a later release replays them", extra={"error": error}
+        )
+    if batch.admission.unclaimed:
+        metrics.add_metric(name="ImagesWithoutQuotaClaim", unit=MetricUnit.Count, value=batch.admission.unclaimed)
+
+
 def park_capped(batch: ProcessedBatch, receipts: dict[tuple[str, int], tuple[str, str]]) -> dict[str, str]:
     """Images over their client's quota or their job's max_concurrency: parked until slots free up
     (logic/admission.py), their messages then acknowledged. Returns the records that stay in the queue."""
@@ -170,6 +181,7 @@ def lambda_handler(event: dict, context) -> dict:
         failed.update(settle(unrecorded, receipts))
         failed.update(park(batch, receipts))
         failed.update(park_capped(batch, receipts))
+        log_quota(batch)
         if not send_owed_notices(batch):
             failed.update({message_id: "notice not published" for message_id, _ in receipts.values()})
     kit.emit_storage_refusals(metrics)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from devkit.template import ROOT, TEMPLATE, Stack
+from retail_pulse.domain.quota import EPOCH_S, STALE_CLAIM_S
 from tools import openapi
 
 
@@ -30,6 +31,8 @@ def test_queue_event_source_and_redrive():
     functions = stack.functions(resolve_environment=False)
     process = functions["ProcessImageFunction"]
     assert queue["VisibilityTimeout"] >= 6 * process.timeout
+    # A quota claim older than STALE_CLAIM_S is taken back as a dead invocation's (domain/quota.py).
+    assert 2 * process.timeout + EPOCH_S <= STALE_CLAIM_S
     assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
     [source] = process.sqs_sources
     assert (source.queue, source.batch_size, source.report_item_failures) == ("ImageQueue", 10, True)

@@ -308,6 +308,21 @@ def test_reports_are_the_callers_own_and_the_admin_sums_every_clients(tenants, i
     record("tenants (in-process): area and store reports per client; the admin's sum all", 3)
 
 
+def test_a_client_that_only_sends_manifests_counts_in_the_admins_report(tenants, image):
+    stack = tenants
+    area = "7100015"
+
+    def admin_images() -> int:
+        _, body = stack.api("GET", "/api/reports/areas", key=ADMIN)
+        return next(a for a in body["areas"] if a["area"] == area)["images"]
+
+    before = admin_images()
+    stack.submit_manifest(f"store_id,image_url,visit_time\nRP00001,{image},2024-03-15T10:00:00Z\n".encode(), key=B)
+    stack.fan_out_all()
+    stack.drain()
+    assert admin_images() == before + 1
+
+
 def test_a_subscription_filtered_on_client_id_gets_only_that_clients_job_events(tenants, image):
     stack = tenants
     inbox = topic_inbox(stack.stack.refs["JobEventsTopic"], "client-a-events", {"client_id": [A]})

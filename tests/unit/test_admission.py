@@ -171,12 +171,37 @@ def test_a_release_replays_room_skips_a_paused_job_drops_an_ended_one_and_clears
             parking.park(job_id, tasks(job_id, 8)[start : start + 4])
         slots.mark_waiting(owner, job_id)
     assert slots.claim(owner, 6, 6, epoch)
-    replayed = release([Claim(owner, 6, epoch, 6)], slots=slots, parking=parking, queue=queue, jobs=jobs, now_s=NOW)
-    assert replayed == 8 and {t.job_id for t in queue.sent} == {"run"}  # room 6: two pieces of 4
+    released = release([Claim(owner, 6, epoch, 6)], slots=slots, parking=parking, queue=queue, jobs=jobs, now_s=NOW)
+    # Room 6 shared by three waiting jobs: "run" takes its share (2), i.e. one whole piece of 4.
+    assert released.replayed == 4 and {t.job_id for t in queue.sent} == {"run"}
     assert parking.count("held") == 8 and parking.count("gone") == 0
     waiting = slots.slot_state(owner).waiting
     assert "held" in waiting and "gone" not in waiting
-    assert "run" in waiting  # it was found parked: the mark stays until a replayer finds nothing
-    assert slots.claim(owner, 1, 6, epoch)
-    release([Claim(owner, 1, epoch, 6)], slots=slots, parking=parking, queue=queue, jobs=jobs, now_s=NOW)
-    assert "run" not in slots.slot_state(owner).waiting
+    for _ in range(2):  # the next release sends the rest; the one after finds nothing and clears the mark
+        assert "run" in slots.slot_state(owner).waiting
+        assert slots.claim(owner, 1, 6, epoch)
+        release([Claim(owner, 1, epoch, 6)], slots=slots, parking=parking, queue=queue, jobs=jobs, now_s=NOW)
+    assert "run" not in slots.slot_state(owner).waiting and len(queue.sent) == 8
+
+
+def test_a_release_shares_its_room_between_a_clients_waiting_jobs():
+    slots, parking, queue = FakeSlots(), FakeParking(), FakeQueue()
+    owner, epoch = client_owner("a"), epoch_of(NOW)
+    jobs = FakeJobs({"big": ongoing("big"), "small": ongoing("small")})
+    for job_id, pieces in (("big", 50), ("small", 2)):
+        for _ in range(pieces):
+            parking.park(job_id, tasks(job_id, 10))
+        slots.mark_waiting(owner, job_id)
+    assert slots.claim(owner, 20, 20, epoch)
+    release([Claim(owner, 20, epoch, 20)], slots=slots, parking=parking, queue=queue, jobs=jobs, now_s=NOW)
+    assert {t.job_id for t in queue.sent} == {"big", "small"}  # whatever the order the marks are read in
+
+
+def test_a_counter_keeps_no_field_for_minutes_whose_claims_all_ended():
+    slots, parking, queue, jobs = FakeSlots(), FakeParking(), FakeQueue(), FakeJobs({})
+    owner = client_owner("a")
+    for minute in range(5):  # a claim and its release within each minute
+        now = NOW + minute * EPOCH_S
+        assert slots.claim(owner, 3, 10, epoch_of(now))
+        release([Claim(owner, 3, epoch_of(now), 10)], slots=slots, parking=parking, queue=queue, jobs=jobs, now_s=now)
+    assert slots.slot_state(owner).epochs == {epoch_of(NOW + 4 * EPOCH_S): 0}  # only the current minute's

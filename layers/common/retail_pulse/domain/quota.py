@@ -68,6 +68,7 @@ class Admission:
     capped: dict[str, list[ImageTask]] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
     limits: dict[str, int] = field(default_factory=dict)  # each owner's limit
+    unclaimed: int = 0  # admitted without a claim: the counter kept refusing (throttled)
 
     def cap(self, owner: str, limit: int, tasks: Iterable[ImageTask]) -> None:
         capped = list(tasks)

@@ -14,9 +14,10 @@ Races:
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from retail_pulse.domain.models import LIVE_STATUSES, ImageTask, JobState
 from retail_pulse.domain.quota import (
@@ -30,9 +31,15 @@ from retail_pulse.domain.quota import (
     room_for,
     stale_epochs,
 )
-from retail_pulse.ports import ImageQueue, JobRepository, ParkingLot, SlotCounters
+from retail_pulse.ports import ImageQueue, JobRepository, ParkingLot, SlotCounters, StorageRefused
 
 REPLAY_LEASE_S = 60  # a parked batch a replayer holds: sent and forgotten well within this
+
+
+@dataclass
+class Released:
+    replayed: int = 0  # parked images sent back to the queue
+    errors: list[str] = field(default_factory=list)  # replays that failed (their images stay parked)
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ class Quotas:
     def admit(self, live: Sequence[ImageTask], states: dict[str, JobState]) -> Admission:
         return admit(live, states, self.client_quota, slots=self.slots)
 
-    def release(self, claims: Sequence[Claim]) -> int:
+    def release(self, claims: Sequence[Claim]) -> Released:
         return release(claims, slots=self.slots, parking=self.parking, queue=self.queue, jobs=self.jobs)
 
     def park_capped(self, admission: Admission) -> int:
@@ -67,8 +74,26 @@ def admit(
     """Claims slots for the batch's live images: first on each job with a `max_concurrency`, then on
     each client (`client_quota`; 0: none). What a claim cannot get is capped under its owner."""
     now_s = time.time() if now_s is None else now_s
-    epoch = epoch_of(now_s)
     out = Admission()
+    try:
+        _admit(live, states, client_quota, slots=slots, now_s=now_s, out=out)
+    except Exception:
+        for claim in out.claims:  # the batch comes again: what it claimed so far is given back
+            slots.release(claim.owner, claim.count, claim.epoch)
+        raise
+    return out
+
+
+def _admit(
+    live: Sequence[ImageTask],
+    states: dict[str, JobState],
+    client_quota: int,
+    *,
+    slots: SlotCounters,
+    now_s: float,
+    out: Admission,
+) -> None:
+    epoch = epoch_of(now_s)
     passed: list[ImageTask] = []
     for job_id, tasks in _grouped(live, lambda t: t.job_id).items():
         state = states.get(job_id)
@@ -80,7 +105,7 @@ def admit(
         passed += claimed
     if not client_quota:
         out.admitted = passed
-        return out
+        return
     for client_id, tasks in _grouped(passed, lambda t: t.client_id or "").items():
         if not client_id:  # a job from before clients: no client to count it against
             out.admitted += tasks
@@ -89,7 +114,6 @@ def admit(
             slots, client_owner(client_id), tasks, limit=client_quota, epoch=epoch, now_s=now_s, out=out
         )
     _give_back_unused_job_slots(out, slots)
-    return out
 
 
 def _claim(
@@ -104,9 +128,15 @@ def _claim(
 ) -> list[ImageTask]:
     """The images the owner's claim got (at most `limit` of them); the rest capped under it."""
     take = tasks[:limit]
-    got = slots.claim(owner, len(take), limit, epoch)
-    if not got and _take_back_stale(slots, owner, slots.slot_state(owner), now_s):
+    try:
         got = slots.claim(owner, len(take), limit, epoch)
+        if not got and _take_back_stale(slots, owner, slots.slot_state(owner), now_s):
+            got = slots.claim(owner, len(take), limit, epoch)
+    except StorageRefused:
+        # The counter kept refusing (throttled): a quota is a share, not a reason to send a batch back
+        # (each receive counts toward the dead-letter queue). Measured without a claim.
+        out.unclaimed += len(tasks)
+        return list(tasks)
     if not got:
         out.cap(owner, limit, tasks)
         return []
@@ -149,18 +179,25 @@ def release(
     queue: ImageQueue,
     jobs: JobRepository,
     now_s: float | None = None,
-) -> int:
-    """Gives the batch's slots back and replays what each owner has waiting, as far as its room
-    goes. Returns the images replayed."""
+) -> Released:
+    """Gives every slot of the batch back, then replays what each owner has waiting, as far as its
+    room goes. A replay that fails is reported, not raised: the slots are back, the batch's results
+    are written, and the next release (or the stall sweeper) replays those images."""
     now_s = time.time() if now_s is None else now_s
-    replayed = 0
-    for claim in claims:
-        state = slots.release(claim.owner, claim.count, claim.epoch)
-        # A past minute all of whose claims ended: dropped, so the counter does not grow a field a minute.
-        if claim.epoch < epoch_of(now_s) and state.epochs.get(claim.epoch) == 0:
-            slots.take_back(claim.owner, claim.epoch, 0)
-        replayed += _replay(claim.owner, claim.limit, state, slots=slots, parking=parking, queue=queue, jobs=jobs)
-    return replayed
+    states = [(claim, slots.release(claim.owner, claim.count, claim.epoch)) for claim in claims]
+    out = Released()
+    for claim, state in states:
+        try:
+            # Past minutes all of whose claims ended: dropped, so the counter does not grow a field a minute.
+            for epoch, count in state.epochs.items():
+                if count == 0 and epoch < epoch_of(now_s):
+                    slots.take_back(claim.owner, epoch, 0)
+            out.replayed += _replay(
+                claim.owner, claim.limit, state, slots=slots, parking=parking, queue=queue, jobs=jobs
+            )
+        except Exception as exc:
+            out.errors.append(f"{claim.owner}: {exc}")
+    return out
 
 
 def park_capped(
@@ -205,8 +242,13 @@ def _replay(
     if not state.waiting or room <= 0:  # no room: the release that makes some replays
         return 0
     job_states = jobs.job_states(sorted(state.waiting))
+    # The room is shared by the waiting jobs, in a random order each time: a client's small job is
+    # not left behind its own big one (a job with no progress for long would be swept as stalled).
+    waiting = list(state.waiting.items())
+    random.shuffle(waiting)
+    share = max(1, -(-room // len(waiting)))
     sent = 0
-    for job_id, marker in state.waiting.items():
+    for job_id, marker in waiting:
         job = job_states.get(job_id)
         if job is not None and job.status == "paused":
             continue  # its resume replays everything parked
@@ -214,7 +256,8 @@ def _replay(
         if live and sent >= room:
             continue
         # An ended (or unknown) job's parked images are dropped, whatever the room.
-        leased, found = parking.lease_parked(job_id, room - sent if live else 10**9, REPLAY_LEASE_S)
+        wanted = min(share, room - sent) if live else 10**9
+        leased, found = parking.lease_parked(job_id, wanted, REPLAY_LEASE_S)
         for key, tasks in leased:
             if live and tasks:
                 queue.send(tasks)  # as new messages: their receive counts start again

@@ -14,7 +14,7 @@ from retail_pulse.domain.measuring import ImageError, measure_image, perimeter
 from retail_pulse.domain.models import ImageResult, ImageTask, RecordOutcome
 from retail_pulse.domain.quota import Admission
 from retail_pulse.domain.retry import redelivery_delay_s
-from retail_pulse.logic.admission import Quotas
+from retail_pulse.logic.admission import Quotas, Released
 from retail_pulse.ports import JobRepository, StorageRefused
 from retail_pulse.settings import Settings
 
@@ -30,6 +30,7 @@ class ProcessedBatch:
     parked: list[ImageTask] = field(default_factory=list)  # images of paused jobs: to park (logic/pause.py)
     # Images over their client's quota or their job's max_concurrency: to park (logic/admission.py).
     admission: Admission = field(default_factory=Admission)
+    released: Released = field(default_factory=Released)  # its slots given back, waiting images replayed
 
 
 def process_images(
@@ -68,6 +69,7 @@ def process_images(
         parked = [t for t in unique if t.job_id in states and states[t.job_id].status == "paused"]
     # Slots claimed for what is measured now; the rest waits parked (the caller parks admission.capped).
     admission = quotas.admit(live, states or {}) if quotas else Admission(admitted=live)
+    released = Released()
     try:
         started = time.monotonic()
         futures = [pool.submit(_process_one, t, settings, fetch, deadline, sleep) for t in admission.admitted]
@@ -75,10 +77,12 @@ def process_images(
         recorded = jobs.record_results(results, write_deadline)
     finally:
         if quotas and admission.claims:
-            quotas.release(admission.claims)
+            released = quotas.release(admission.claims)
     owed = [s.job_id for s in (states or {}).values() if s.status not in ("ongoing", "paused") and s.notices_owed]
     skipped = len(unique) - len(live) - len(parked)
-    return ProcessedBatch(results, recorded, skipped=skipped, notices_owed=owed, parked=parked, admission=admission)
+    return ProcessedBatch(
+        results, recorded, skipped=skipped, notices_owed=owed, parked=parked, admission=admission, released=released
+    )
 
 
 def with_cost_shares(results: list[ImageResult], elapsed_s: float, memory_mb: int) -> list[ImageResult]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from retail_pulse.adapters.dynamodb.items import from_item, manifest_errors, result_from_item, to_item
 from retail_pulse.adapters.dynamodb.jobs import JOB_LIST, ending
-from retail_pulse.adapters.dynamodb.keys import RESULT_SHARDS, index_of, job_key, label_pk, result_sk
+from retail_pulse.adapters.dynamodb.keys import RESULT_SHARDS, client_entry, index_of, job_key, label_pk, result_sk
 from retail_pulse.adapters.dynamodb.table import TableAccess
 from retail_pulse.domain.clock import utc_now
 from retail_pulse.domain.fanout import ACCEPTED, ENQUEUING, ONGOING, FanOutJob
@@ -87,8 +87,11 @@ class FanOutItems(TableAccess):
             }
             for key, value in (labels or {}).items()
         ]
-        for label in label_items:  # at most 10; before the job item, as at an inline submit
-            self.retrying(self.client.put_item, TableName=self.table_name, Item=to_item(label))
+        # At most 10 labels and the client's entry (admin reports sum clients); before the job item,
+        # as at an inline submit.
+        entries: list[dict] = [*label_items, client_entry(client_id)]
+        for entry in entries:
+            self.retrying(self.client.put_item, TableName=self.table_name, Item=to_item(entry))
         self.retrying(
             self.client.put_item,
             TableName=self.table_name,

@@ -53,6 +53,9 @@ class ParkedImages(TableAccess):
             ExpressionAttributeValues=to_item({":pk": park_pk(job_id)}),
             ProjectionExpression="sk, lease",
             ConsistentRead=True,
+            # Pages of a few pieces: a Query reads whole items (projection or not), and a replay
+            # wants a few pieces of a backlog that may hold thousands.
+            Limit=min(max_images, 100) + 2,
         ):
             found = True
             if images >= max_images:

@@ -13,12 +13,14 @@ batches (5,000 images) a second, far above what one client's quota lets run at o
 from __future__ import annotations
 
 import secrets
+import time
 
 from retail_pulse.adapters.dynamodb.items import from_item, to_item
 from retail_pulse.adapters.dynamodb.table import TableAccess
 from retail_pulse.domain.quota import SlotState
 
 SLOTS_PREFIX = "SLOTS#"
+SLOTS_TTL_S = 30 * 86_400  # a counter unclaimed for 30 days holds nothing worth keeping
 SLOTS_SK = "SLOTS"
 
 
@@ -42,10 +44,13 @@ class InFlightSlots(TableAccess):
                 self.client.update_item,
                 TableName=self.table_name,
                 Key=to_item(slots_key(owner)),
-                UpdateExpression="ADD n :k, #e :k",
+                # expires_at: a job's counter (or an idle client's) goes with the table's TTL.
+                UpdateExpression="ADD n :k, #e :k SET expires_at = :exp",
                 ConditionExpression="attribute_not_exists(n) OR n <= :room",
                 ExpressionAttributeNames={"#e": f"e{epoch}"},
-                ExpressionAttributeValues=to_item({":k": count, ":room": limit - count}),
+                ExpressionAttributeValues=to_item(
+                    {":k": count, ":room": limit - count, ":exp": int(time.time()) + SLOTS_TTL_S}
+                ),
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
