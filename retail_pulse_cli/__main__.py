@@ -9,7 +9,7 @@ Examples:
   python -m retail_pulse_cli list --status ongoing
   python -m retail_pulse_cli cancel JOB_ID
   python -m retail_pulse_cli retry JOB_ID --wait
-  python -m retail_pulse_cli submit job.json --label team=north --tolerated-failure-percentage 5
+  python -m retail_pulse_cli submit job.json --label team=north --tolerated-failure-percentage 5 --max-concurrency 20
   python -m retail_pulse_cli pause JOB_ID; python -m retail_pulse_cli resume JOB_ID
   python -m retail_pulse_cli retry JOB_ID --error-class transient --store RP00001,RP00002
   python -m retail_pulse_cli results JOB_ID --follow     # the live feed, in the order images end
@@ -240,6 +240,8 @@ def print_plan(status: dict, out) -> None:
     if threshold:
         parts = [f"{k.removeprefix('tolerated_failure_')} {v}" for k, v in threshold.items() if v is not None]
         print("  failure threshold " + ", ".join(parts), file=out)
+    if status.get("max_concurrency"):
+        print(f"  max concurrency {status['max_concurrency']} images", file=out)
     if "throughput" in status:
         t, phases, cost = status["throughput"], status["phases"], status["cost"]
         eta = f"{status['eta_s']} s" if status.get("eta_s") is not None else "-"
@@ -299,7 +301,7 @@ def follow(client: Client, job_id: str, wait: bool, interval: float) -> int:
 
 
 def with_job_controls(job: dict, args: argparse.Namespace) -> dict:
-    """The job file's body with the command line's labels and failure threshold added."""
+    """The job file's body with the command line's labels, failure threshold and max_concurrency added."""
     job = dict(job)
     if args.label:
         labels = dict(job.get("labels") or {})
@@ -313,6 +315,8 @@ def with_job_controls(job: dict, args: argparse.Namespace) -> dict:
         job["tolerated_failure_percentage"] = args.tolerated_failure_percentage
     if args.tolerated_failure_count is not None:
         job["tolerated_failure_count"] = args.tolerated_failure_count
+    if args.max_concurrency is not None:
+        job["max_concurrency"] = args.max_concurrency
     return job
 
 
@@ -335,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     submit.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="a label (repeatable)")
     submit.add_argument("--tolerated-failure-percentage", type=float, help="end the job failed above this share")
     submit.add_argument("--tolerated-failure-count", type=int, help="end the job failed above this many failures")
+    submit.add_argument("--max-concurrency", type=int, help="most of the job's images measured at once")
     status = commands.add_parser("status", help="a job's status")
     status.add_argument("job_id")
     status.add_argument("--wait", action="store_true")

@@ -347,12 +347,15 @@ def test_the_cli_submits_a_failure_threshold_and_retries_by_store_and_index(
     path = tmp_path / "job.json"
     path.write_text(json.dumps({"count": len(visits), "visits": visits}))
     base = ["--base-url", local_stack.url]
-    assert cli_main([*base, "submit", str(path), "--tolerated-failure-count", "0", "--wait", "--interval", "0.2"]) == 1
+    command = [*base, "submit", str(path), "--tolerated-failure-count", "0", "--max-concurrency", "20"]
+    assert cli_main([*command, "--wait", "--interval", "0.2"]) == 1
     out = capsys.readouterr().out
     job_id = out.split()[1].rstrip(":")
     assert "failure threshold count 0" in out and "reason: failure threshold exceeded" in out, out
+    assert "max concurrency 20 images" in out, out
     final = settle(local_stack, job_id)
     assert final["failure_threshold"]["tolerated_failure_count"] == 0 and final["progress"]["skipped"] > 0
+    assert final["max_concurrency"] == 20
     assert cli_main([*base, "retry", job_id, "--store", "RP00009", "--index", "0"]) == 2  # matches nothing: 409
     assert "matches the filter" in capsys.readouterr().err
     assert cli_main([*base, "retry", job_id, "--store", "RP00008", "--index", "0"]) == 0
