@@ -205,3 +205,12 @@ def test_a_counter_keeps_no_field_for_minutes_whose_claims_all_ended():
         assert slots.claim(owner, 3, 10, epoch_of(now))
         release([Claim(owner, 3, epoch_of(now), 10)], slots=slots, parking=parking, queue=queue, jobs=jobs, now_s=now)
     assert slots.slot_state(owner).epochs == {epoch_of(NOW + 4 * EPOCH_S): 0}  # only the current minute's
+
+
+def test_a_release_also_takes_back_the_claims_of_a_dead_invocation():
+    slots, parking, queue, jobs = FakeSlots(), FakeParking(), FakeQueue(), FakeJobs({})
+    owner, old = client_owner("a"), epoch_of(NOW - STALE_CLAIM_S - 2 * EPOCH_S)
+    assert slots.claim(owner, 4, 10, old)  # never released: its invocation died
+    assert slots.claim(owner, 3, 10, epoch_of(NOW))
+    release([Claim(owner, 3, epoch_of(NOW), 10)], slots=slots, parking=parking, queue=queue, jobs=jobs, now_s=NOW)
+    assert slots.slot_state(owner) == SlotState(0, {epoch_of(NOW): 0}, {})

@@ -62,6 +62,7 @@ def settings() -> Settings:
     return get_settings()
 
 
+@_cached
 def quotas() -> Quotas | None:
     """Quotas of images in flight for process_image (None: no client quota is set; a job's own
     max_concurrency is then not kept either, as it is a share of that quota)."""

@@ -7,8 +7,8 @@ Races:
   waiting, then reads the counter again and replays what there is room for itself;
 - two releasers replaying one owner's images: each parked batch is leased to one of them;
 - a replayer finding nothing parked clears the job's mark only if no parker marked it since;
-- an invocation that dies holding slots: its minute's claims are taken back when a claim is
-  refused (or the counter is read to replay) after STALE_CLAIM_S; images still parked on an idle
+- an invocation that dies holding slots: its minute's claims are taken back after STALE_CLAIM_S
+  by the next refused claim, release or parker of that owner (`_tidy`); images still parked on an idle
   ongoing job are replayed by the stall sweeper (logic/unfinished.py) in any case.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -130,7 +131,7 @@ def _claim(
     take = tasks[:limit]
     try:
         got = slots.claim(owner, len(take), limit, epoch)
-        if not got and _take_back_stale(slots, owner, slots.slot_state(owner), now_s):
+        if not got and _tidy(slots, owner, slots.slot_state(owner), now_s):
             got = slots.claim(owner, len(take), limit, epoch)
     except StorageRefused:
         # The counter kept refusing (throttled): a quota is a share, not a reason to send a batch back
@@ -147,9 +148,7 @@ def _claim(
 
 def _give_back_unused_job_slots(out: Admission, slots: SlotCounters) -> None:
     """A job's claimed images that the client's quota then capped: their job slots given back."""
-    admitted: dict[str, int] = {}
-    for task in out.admitted:
-        admitted[job_owner(task.job_id)] = admitted.get(job_owner(task.job_id), 0) + 1
+    admitted = Counter(job_owner(task.job_id) for task in out.admitted)
     kept = []
     for claim in out.claims:
         used = admitted.get(claim.owner, 0) if claim.owner.startswith("job:") else claim.count
@@ -160,13 +159,14 @@ def _give_back_unused_job_slots(out: Admission, slots: SlotCounters) -> None:
     out.claims = kept
 
 
-def _take_back_stale(slots: SlotCounters, owner: str, state: SlotState, now_s: float) -> bool:
-    """Claims of minutes long over (their invocations died before releasing) taken back; minutes
-    whose claims all ended dropped. True when anything was taken back."""
+def _tidy(slots: SlotCounters, owner: str, state: SlotState, now_s: float) -> bool:
+    """The counter's minutes put right: past minutes whose claims all ended are dropped (the counter
+    does not grow a field a minute), and claims of minutes long over are taken back (their
+    invocations died before releasing). True when claims were taken back."""
+    stale, current = set(stale_epochs(state.epochs, now_s)), epoch_of(now_s)
     moved = False
-    for epoch in stale_epochs(state.epochs, now_s):
-        count = state.epochs[epoch]
-        if slots.take_back(owner, epoch, count) and count:
+    for epoch, count in state.epochs.items():
+        if (epoch in stale or (count == 0 and epoch < current)) and slots.take_back(owner, epoch, count) and count:
             moved = True
     return moved
 
@@ -188,10 +188,7 @@ def release(
     out = Released()
     for claim, state in states:
         try:
-            # Past minutes all of whose claims ended: dropped, so the counter does not grow a field a minute.
-            for epoch, count in state.epochs.items():
-                if count == 0 and epoch < epoch_of(now_s):
-                    slots.take_back(claim.owner, epoch, 0)
+            _tidy(slots, claim.owner, state, now_s)
             out.replayed += _replay(
                 claim.owner, claim.limit, state, slots=slots, parking=parking, queue=queue, jobs=jobs
             )
@@ -222,7 +219,7 @@ def park_capped(
                 parking.park(job_id, batch[start : start + piece])
             slots.mark_waiting(owner, job_id)
         state = slots.slot_state(owner)
-        if _take_back_stale(slots, owner, state, now_s):
+        if _tidy(slots, owner, state, now_s):
             state = slots.slot_state(owner)
         replayed += _replay(owner, admission.limits[owner], state, slots=slots, parking=parking, queue=queue, jobs=jobs)
     return replayed
