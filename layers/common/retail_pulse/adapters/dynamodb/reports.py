@@ -138,7 +138,7 @@ class DynamoReportRepository(TableAccess):
 
     # -- reports --------------------------------------------------------------------------
     def clients(self) -> list[str]:
-        """Every client that has submitted a job (JobItems.create_job registers it)."""
+        """Every client that has submitted a job (create_job and create_fanout_job register it)."""
         items = self.query_all(
             KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": CLIENTS_PK})
         )
