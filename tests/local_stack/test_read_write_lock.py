@@ -76,3 +76,34 @@ def test_writes_run_alone():
     for thread in threads:
         thread.join(timeout=10)
     assert most[0] == 1
+
+
+def test_a_reader_waits_for_the_write_in_progress_not_for_every_write_queued_before_it():
+    # Phase-fair: a status poll behind a line of result writes goes in when the current write ends.
+    lock = ReadWriteLock()
+    entered: list[str] = []
+    holding = threading.Event()
+
+    def writer(name: str) -> None:
+        with lock.writing():
+            entered.append(name)
+            holding.set()
+            time.sleep(0.03)
+
+    def reader() -> None:
+        with lock.reading():
+            entered.append("reader")
+
+    threads = [threading.Thread(target=writer, args=("w0",))]
+    threads[0].start()
+    assert holding.wait(5)
+    for i in range(1, 4):
+        threads.append(threading.Thread(target=writer, args=(f"w{i}",)))
+        threads[-1].start()
+        time.sleep(0.005)  # arrival order: w1, w2, w3, then the reader
+    threads.append(threading.Thread(target=reader))
+    threads[-1].start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert entered == ["w0", "reader", "w1", "w2", "w3"], entered
+    record("local moto: a read waits for the write in progress, not for the writes queued before it", cases=1)
