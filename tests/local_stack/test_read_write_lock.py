@@ -78,17 +78,26 @@ def test_writes_run_alone():
     assert most[0] == 1
 
 
+def _wait_until_queued(lock: ReadWriteLock, waiters: int) -> None:
+    """Until `waiters` threads wait in the lock's line (the arrival order is made, not hoped for)."""
+    deadline = time.monotonic() + 5
+    while len(lock._line) < waiters:  # read afresh: a leaving writer replaces the line
+        assert time.monotonic() < deadline, "a waiter never joined the line"
+        time.sleep(0.001)
+
+
 def test_a_reader_waits_for_the_write_in_progress_not_for_every_write_queued_before_it():
     # Phase-fair: a status poll behind a line of result writes goes in when the current write ends.
     lock = ReadWriteLock()
     entered: list[str] = []
-    holding = threading.Event()
+    holding, finish = threading.Event(), threading.Event()
 
     def writer(name: str) -> None:
         with lock.writing():
             entered.append(name)
-            holding.set()
-            time.sleep(0.03)
+            if name == "w0":
+                holding.set()
+                assert finish.wait(5)
 
     def reader() -> None:
         with lock.reading():
@@ -100,9 +109,11 @@ def test_a_reader_waits_for_the_write_in_progress_not_for_every_write_queued_bef
     for i in range(1, 4):
         threads.append(threading.Thread(target=writer, args=(f"w{i}",)))
         threads[-1].start()
-        time.sleep(0.005)  # arrival order: w1, w2, w3, then the reader
+        _wait_until_queued(lock, i)
     threads.append(threading.Thread(target=reader))
     threads[-1].start()
+    _wait_until_queued(lock, 4)  # w1, w2, w3, then the reader wait behind w0
+    finish.set()
     for thread in threads:
         thread.join(timeout=10)
     assert entered == ["w0", "reader", "w1", "w2", "w3"], entered
