@@ -32,15 +32,21 @@ STATE_PATH = "/_local/state"  # POST: save moto's state to its file (when it cha
 DYNAMODB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "DescribeTimeToLive", "ListTables"}
 
 
+PASSING_READERS = 4  # at most this many waiting readers go in ahead of queued writers (ReadWriteLock)
+
+
 class ReadWriteLock:
-    """moto is not thread-safe: writes run alone, reads run together. Phase-fair: everyone waits in
-    one line; readers next to each other in the line go in together, and a reader arriving while a
-    writer waits queues behind that writer (letting readers pass a waiting writer let 50 pollers
-    of the status route starve the batch writes: some reader always held the lock). When a writer
-    leaves, every reader waiting anywhere in the line goes in before the next writer: a read waits
-    for at most the write in progress and one read phase, not for every write queued ahead of it
-    (a status poll behind a line of result writes took 50-110 ms; on DynamoDB a read of one item
-    never waits for writes of others). Writers still take turns with the read phases, one each.
+    """moto is not thread-safe: writes run alone, reads run together. Everyone waits in one line;
+    readers next to each other in the line go in together, and a reader arriving while a writer
+    waits queues behind that writer (letting readers pass a waiting writer let 50 pollers of the
+    status route starve the batch writes: some reader always held the lock).
+
+    One exception, for light read traffic: when a writer leaves and at most PASSING_READERS readers
+    wait in the line, they all go in before the next writer. A status poll then waits for the
+    write in progress, not for every result write queued ahead of it (50-110 ms behind processing's
+    writes; on DynamoDB a read of one item never waits for writes of others). A crowd of readers
+    (50 pollers) keeps its place in the line, so it cannot take moto's one line from the writes
+    (letting every waiting reader pass at each write's end slowed a job beside 50 pollers 5x).
 
     Each waiter sleeps on a gate of its own, opened only when its turn comes: waking every waiter
     on each release (one Condition) cost the local moto a fifth of its CPU under load."""
@@ -65,9 +71,10 @@ class ReadWriteLock:
             gate.release()
 
     def _admit_readers(self) -> None:
-        """A writer has left: every reader in the line goes in, wherever it waits (under the mutex)."""
-        if any(not write for write, _ in self._line):
-            readers = [gate for write, gate in self._line if not write]
+        """A writer has left: the readers in the line go in, wherever they wait, if they are few
+        (under the mutex)."""
+        readers = [gate for write, gate in self._line if not write]
+        if 0 < len(readers) <= PASSING_READERS:
             self._line = deque(entry for entry in self._line if entry[0])
             self._readers += len(readers)
             for gate in readers:

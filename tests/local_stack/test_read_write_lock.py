@@ -7,7 +7,7 @@ import time
 
 from reliability import record
 
-from local_stack.aws import ReadWriteLock
+from local_stack.aws import PASSING_READERS, ReadWriteLock
 
 
 def test_a_waiting_writer_gets_in_before_readers_that_arrive_after_it():
@@ -118,3 +118,37 @@ def test_a_reader_waits_for_the_write_in_progress_not_for_every_write_queued_bef
         thread.join(timeout=10)
     assert entered == ["w0", "reader", "w1", "w2", "w3"], entered
     record("local moto: a read waits for the write in progress, not for the writes queued before it", cases=1)
+
+
+def test_a_crowd_of_readers_keeps_its_place_behind_queued_writers():
+    # More than PASSING_READERS waiting readers (pollers) do not pass: the writes keep their turn.
+    lock = ReadWriteLock()
+    entered: list[str] = []
+    holding, finish = threading.Event(), threading.Event()
+
+    def writer(name: str) -> None:
+        with lock.writing():
+            entered.append(name)
+            if name == "w0":
+                holding.set()
+                assert finish.wait(5)
+
+    def reader() -> None:
+        with lock.reading():
+            entered.append("reader")
+
+    threads = [threading.Thread(target=writer, args=("w0",))]
+    threads[0].start()
+    assert holding.wait(5)
+    threads.append(threading.Thread(target=writer, args=("w1",)))
+    threads[-1].start()
+    _wait_until_queued(lock, 1)
+    for i in range(PASSING_READERS + 1):
+        threads.append(threading.Thread(target=reader))
+        threads[-1].start()
+        _wait_until_queued(lock, 2 + i)
+    finish.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert entered == ["w0", "w1"] + ["reader"] * (PASSING_READERS + 1), entered
+    record("local moto: a crowd of waiting readers keeps its place behind queued writes", cases=1)
