@@ -78,77 +78,47 @@ def test_writes_run_alone():
     assert most[0] == 1
 
 
-def _wait_until_queued(lock: ReadWriteLock, waiters: int) -> None:
-    """Until `waiters` threads wait in the lock's line (the arrival order is made, not hoped for)."""
-    deadline = time.monotonic() + 5
-    while len(lock._line) < waiters:  # read afresh: a leaving writer replaces the line
-        assert time.monotonic() < deadline, "a waiter never joined the line"
-        time.sleep(0.001)
-
-
-def test_a_reader_waits_for_the_write_in_progress_not_for_every_write_queued_before_it():
-    # Phase-fair: a status poll behind a line of result writes goes in when the current write ends.
+def _order_behind_a_write(waiters: list[str]) -> list[str]:
+    """Who goes in, in order: a writer "w0" holds the lock while `waiters` (names starting with "w"
+    write, "reader" reads) join the line in this order, each seen in the line before the next
+    starts (the arrival order is made, not hoped for); then w0 leaves."""
     lock = ReadWriteLock()
     entered: list[str] = []
     holding, finish = threading.Event(), threading.Event()
 
-    def writer(name: str) -> None:
-        with lock.writing():
+    def waiter(name: str) -> None:
+        with lock.writing() if name.startswith("w") else lock.reading():
             entered.append(name)
             if name == "w0":
                 holding.set()
                 assert finish.wait(5)
 
-    def reader() -> None:
-        with lock.reading():
-            entered.append("reader")
-
-    threads = [threading.Thread(target=writer, args=("w0",))]
+    threads = [threading.Thread(target=waiter, args=("w0",))]
     threads[0].start()
     assert holding.wait(5)
-    for i in range(1, 4):
-        threads.append(threading.Thread(target=writer, args=(f"w{i}",)))
+    for queued, name in enumerate(waiters, start=1):
+        threads.append(threading.Thread(target=waiter, args=(name,)))
         threads[-1].start()
-        _wait_until_queued(lock, i)
-    threads.append(threading.Thread(target=reader))
-    threads[-1].start()
-    _wait_until_queued(lock, 4)  # w1, w2, w3, then the reader wait behind w0
+        deadline = time.monotonic() + 5
+        while len(lock._line) < queued:  # read afresh: a leaving writer replaces the line
+            assert time.monotonic() < deadline, "a waiter never joined the line"
+            time.sleep(0.001)
     finish.set()
     for thread in threads:
         thread.join(timeout=10)
+    return entered
+
+
+def test_a_reader_waits_for_the_write_in_progress_not_for_every_write_queued_before_it():
+    # A status poll behind a line of result writes goes in when the current write ends.
+    entered = _order_behind_a_write(["w1", "w2", "w3", "reader"])
     assert entered == ["w0", "reader", "w1", "w2", "w3"], entered
     record("local moto: a read waits for the write in progress, not for the writes queued before it", cases=1)
 
 
 def test_a_crowd_of_readers_keeps_its_place_behind_queued_writers():
     # More than PASSING_READERS waiting readers (pollers) do not pass: the writes keep their turn.
-    lock = ReadWriteLock()
-    entered: list[str] = []
-    holding, finish = threading.Event(), threading.Event()
-
-    def writer(name: str) -> None:
-        with lock.writing():
-            entered.append(name)
-            if name == "w0":
-                holding.set()
-                assert finish.wait(5)
-
-    def reader() -> None:
-        with lock.reading():
-            entered.append("reader")
-
-    threads = [threading.Thread(target=writer, args=("w0",))]
-    threads[0].start()
-    assert holding.wait(5)
-    threads.append(threading.Thread(target=writer, args=("w1",)))
-    threads[-1].start()
-    _wait_until_queued(lock, 1)
-    for i in range(PASSING_READERS + 1):
-        threads.append(threading.Thread(target=reader))
-        threads[-1].start()
-        _wait_until_queued(lock, 2 + i)
-    finish.set()
-    for thread in threads:
-        thread.join(timeout=10)
-    assert entered == ["w0", "w1"] + ["reader"] * (PASSING_READERS + 1), entered
+    crowd = ["reader"] * (PASSING_READERS + 1)
+    entered = _order_behind_a_write(["w1", *crowd])
+    assert entered == ["w0", "w1", *crowd], entered
     record("local moto: a crowd of waiting readers keeps its place behind queued writes", cases=1)
